@@ -1,0 +1,76 @@
+#pragma once
+// Static daemon settings (the --config JSON file), parsed and validated once at
+// startup. Thread-safety: an immutable value after load_config returns.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace figshift {
+
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct ListenAddress {
+  std::string address;
+  std::uint16_t port = 0;  // 0: any free port (logged once bound)
+};
+
+struct Config {
+  using ms = std::chrono::milliseconds;
+
+  std::filesystem::path file;  // the config file itself
+  std::vector<ListenAddress> listen{{"0.0.0.0", 8080}};
+
+  struct Admin {
+    ListenAddress listen{"127.0.0.1", 9901};
+    std::filesystem::path token_file;  // bearer token read from this file, or
+    std::string token_env;             // from this environment variable
+  } admin;
+
+  struct Store {
+    std::string backend = "file";
+    std::filesystem::path path;  // resolved against the config file's folder
+    std::filesystem::path seed;  // KVS import file used when `path` does not exist
+    ms reload_interval{500};     // how often the file is checked for edits
+  } store;
+
+  unsigned workers = 0;  // resolved: never 0 after load_config
+
+  struct Timeouts {
+    ms client_header{10'000};    // first byte to end of request head
+    ms client_body{30'000};      // reading the request body
+    ms client_idle{60'000};      // keep-alive wait for the next request
+    ms client_write{30'000};     // writing a response to the client
+    ms upstream_connect{3'000};  // DNS + TCP + TLS handshake
+    ms upstream_response{30'000};
+    ms upstream_idle{30'000};  // pooled keep-alive connection lifetime when unused
+    ms drain{15'000};          // SIGTERM: time in-flight requests get to finish
+  } timeouts;
+
+  struct Limits {
+    std::uint32_t header_bytes = 16 * 1024;
+    std::uint64_t body_bytes = 10 * 1024 * 1024;
+    std::uint64_t response_body_bytes = 64 * 1024 * 1024;
+    std::uint32_t max_connections = 10'000;  // per worker
+    std::uint32_t upstream_idle_per_origin = 64;  // pooled connections per worker and origin
+  } limits;
+
+  struct UpstreamTls {
+    bool verify = true;
+    std::filesystem::path ca_file;  // empty: the system CA store
+  } upstream_tls;
+
+  std::string debug_header = "x-figshift-upstream";  // empty: off
+  std::string log_level = "info";
+};
+
+// Throws ConfigError naming the offending field ("timeouts.client_header_ms: ...").
+Config load_config(const std::filesystem::path& file);
+Config parse_config(const std::string& json_text, const std::filesystem::path& file);
+
+}  // namespace figshift

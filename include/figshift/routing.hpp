@@ -1,0 +1,112 @@
+#pragma once
+// The routing rule of DESIGN.md §1: pure functions over an immutable Snapshot.
+// Thread-safety: every function here is pure; a Snapshot is immutable once
+// built and may be read from any number of threads. Nothing here does I/O.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace figshift {
+
+// An upstream API as the store defines it (`APIGW_<NAME>_URL`), parsed once.
+struct Upstream {
+  std::string name;         // "A", "B1", ...
+  std::string url;          // as written in the store
+  bool tls = false;         // https://
+  std::string host;         // host name or IP literal, without brackets
+  std::uint16_t port = 0;   // explicit or the scheme's default
+  std::string host_header;  // what goes into Host: host, or host:port when not default
+  std::string base_path;    // "" or "/prod" (never ends with '/')
+  std::string origin;       // "https://host:port": the connection pool key
+};
+
+struct Route {
+  std::string prefix;                      // "/orders"; "/" matches every path
+  std::size_t upstream = 0;                // index into Snapshot::upstreams
+  std::optional<std::string> replacement;  // replaces the prefix when set
+};
+
+// Longest segment-boundary prefix match: "/orders" matches "/orders" and
+// "/orders/7", not "/ordersx".
+class RouteTable {
+ public:
+  RouteTable() = default;
+  explicit RouteTable(std::vector<Route> routes);
+  const Route* match(std::string_view path) const;
+  const std::vector<Route>& routes() const { return routes_; }
+
+ private:
+  std::vector<Route> routes_;  // longest prefix first
+};
+
+struct Ramp {
+  int from = 0;
+  int to = 0;
+  std::int64_t start_ms = 0;
+  std::int64_t duration_ms = 0;
+};
+
+// The split at `now_ms`: `split` without a ramp; during a ramp
+// from + (to - from) * elapsed / duration, floored, clamped to the ramp's ends.
+int split_at(int split, const std::optional<Ramp>& ramp, std::int64_t now_ms);
+
+enum class Mode { proxy, redirect };
+
+// Immutable routing configuration, validated and built by the store.
+struct Snapshot {
+  std::vector<Upstream> upstreams;  // sorted by name
+  std::size_t legacy = 0;           // index of the legacy upstream
+  RouteTable routes;
+  int split = 0;  // traffic-split
+  std::optional<Ramp> ramp;
+  std::string salt;              // hash-salt (UTF-8)
+  std::int32_t salt_seed = 0;    // java_hash_code(utf16(salt)), so requests hash only the user
+  Mode mode = Mode::proxy;
+  std::uint64_t version = 0;     // store version this was built from
+  std::string etag;
+
+  int split_at(std::int64_t now_ms) const { return figshift::split_at(split, ramp, now_ms); }
+  const Upstream* find(std::string_view name) const;
+};
+
+// RFC 7617 Basic credentials -> the raw (undecoded UTF-8) username bytes, or
+// nullopt for anonymous: no header, another scheme, bad base64, no ':'.
+std::optional<std::string> basic_auth_username(std::string_view authorization);
+
+// WHATWG UTF-8 decode (U+FFFD per maximal subpart) into UTF-16 code units.
+std::u16string utf8_to_utf16(std::string_view bytes);
+
+// Java String.hashCode over UTF-16 code units, continuing from `seed`
+// (hash(a + b) == java_hash_code(b, java_hash_code(a))).
+std::int32_t java_hash_code(std::u16string_view units, std::int32_t seed = 0);
+
+// (h + 2^31) mod 100, in 64-bit.
+int bucket_of_hash(std::int32_t h);
+
+// Bucket of a username given as UTF-8 bytes, with the salt prepended.
+int bucket_of(std::string_view username_utf8, std::string_view salt_utf8 = {});
+
+enum class Group { legacy, migrated };
+
+struct RequestHead {
+  std::string_view target;         // request-target as received (origin or absolute form)
+  std::string_view authorization;  // empty when absent
+};
+
+struct Decision {
+  Group group = Group::legacy;
+  int bucket = -1;                     // -1: anonymous
+  const Upstream* upstream = nullptr;  // points into the Snapshot
+  std::string target;                  // base path + (rewritten) path + "?" query
+};
+
+// The whole rule. `now_ms` is Unix time in milliseconds (ramps are wall-clock data).
+Decision decide(const RequestHead& head, const Snapshot& snapshot, std::int64_t now_ms);
+
+// "/prod" + "/orders/7" -> "/prod/orders/7", never doubling or dropping the '/'.
+std::string join_path(std::string_view base, std::string_view path);
+
+}  // namespace figshift

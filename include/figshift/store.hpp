@@ -1,0 +1,131 @@
+#pragma once
+// The versioned routing key-value store (DESIGN.md §2) and its validation into
+// immutable Snapshots. Thread-safety: Store is safe to call from any thread;
+// writes are serialised by one mutex, off the request path. Listeners run on
+// the writing thread and must only hand the snapshot over (e.g. post it).
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "figshift/routing.hpp"
+
+namespace figshift {
+
+using KvMap = std::map<std::string, std::string>;
+
+// A store content that breaks a rule; what() names the key and the reason.
+struct InvalidStore : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Parses `APIGW_<NAME>_URL` values. Throws InvalidStore.
+Upstream parse_upstream_url(std::string name, std::string_view url);
+
+// Validates a whole store content. Throws InvalidStore.
+std::shared_ptr<const Snapshot> build_snapshot(const KvMap& kv, std::uint64_t version = 0,
+                                               std::string etag = {});
+
+// CloudFront KeyValueStore import file: {"data":[{"key":"…","value":"…"}]}.
+KvMap parse_kvs_json(std::string_view text);  // throws InvalidStore
+std::string to_kvs_json(const KvMap& kv);     // stable, pretty-printed
+
+// Content hash of a store, quoted as an HTTP entity tag.
+std::string etag_of(const KvMap& kv);
+
+struct Batch {
+  std::vector<std::pair<std::string, std::string>> puts;
+  std::vector<std::string> deletes;
+};
+
+enum class WriteStatus { ok, precondition_failed, invalid, io_error };
+
+struct WriteResult {
+  WriteStatus status = WriteStatus::ok;
+  std::string message;  // why, for everything but ok
+  std::string etag;     // the store's ETag after the call
+};
+
+// Where a store's content lives. `load` returns nullopt when nothing exists yet.
+class StoreBackend {
+ public:
+  virtual ~StoreBackend() = default;
+  virtual std::optional<KvMap> load() = 0;         // throws on unreadable/invalid content
+  virtual void persist(const KvMap& kv) = 0;       // throws std::runtime_error on I/O failure
+  virtual std::string describe() const = 0;
+};
+
+class Store {
+ public:
+  using Listener = std::function<void(const std::shared_ptr<const Snapshot>&)>;
+
+  // Takes `initial` as the first content (validated: throws InvalidStore).
+  Store(std::unique_ptr<StoreBackend> backend, const KvMap& initial);
+
+  std::shared_ptr<const Snapshot> snapshot() const;
+  KvMap items() const;
+  std::string etag() const;
+  std::uint64_t version() const;
+
+  // Validates the result as a whole, persists, then publishes; on any failure nothing changes.
+  WriteResult apply(const Batch& batch, const std::optional<std::string>& if_match = {});
+  // Replaces the whole content (e.g. a file edited by hand). Invalid -> nothing changes.
+  WriteResult replace(const KvMap& kv, bool persist);
+
+  void subscribe(Listener listener);
+
+  std::uint64_t reload_failures() const;
+  std::uint64_t reload_successes() const;
+  StoreBackend& backend() { return *backend_; }
+
+ private:
+  WriteResult commit_locked(KvMap next, bool persist);
+
+  mutable std::mutex mutex_;
+  std::unique_ptr<StoreBackend> backend_;
+  KvMap kv_;
+  std::string etag_;
+  std::uint64_t version_ = 0;
+  std::shared_ptr<const Snapshot> snapshot_;
+  std::vector<Listener> listeners_;
+  std::uint64_t reload_failures_ = 0;
+  std::uint64_t reload_successes_ = 0;
+};
+
+// The embedded `file` backend: a KVS JSON file written atomically
+// (temp file, fsync, rename, fsync of the folder).
+class FileBackend : public StoreBackend {
+ public:
+  explicit FileBackend(std::filesystem::path path);
+  std::optional<KvMap> load() override;
+  void persist(const KvMap& kv) override;
+  std::string describe() const override;
+  const std::filesystem::path& path() const { return path_; }
+
+  // True when the file on disk differs (mtime, size, inode) from what was last loaded or written.
+  bool changed_on_disk();
+
+ private:
+  void remember_stat();
+  std::filesystem::path path_;
+  struct FileId {
+    std::int64_t mtime_ns = -1;
+    std::int64_t size = -1;
+    std::uint64_t inode = 0;
+    bool operator==(const FileId&) const = default;
+  } seen_;
+  FileId stat_now() const;
+};
+
+// Opens the configured backend, seeding it on first start. Throws on failure.
+std::unique_ptr<Store> open_store(const std::filesystem::path& path,
+                                  const std::filesystem::path& seed);
+
+}  // namespace figshift
