@@ -1,0 +1,90 @@
+// The routing rule of DESIGN.md §1, step by step: who is the user, which
+// bucket, which group, which upstream, which target.
+
+#include <cassert>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "figshift/routing.hpp"
+
+namespace figshift {
+namespace {
+
+struct PathAndQuery {
+  std::string_view path;
+  std::optional<std::string_view> query;  // set when the target had a '?', even an empty one
+};
+
+bool starts_with_ignoring_case(std::string_view s, std::string_view lower_prefix) {
+  if (s.size() < lower_prefix.size()) return false;
+  for (std::size_t i = 0; i < lower_prefix.size(); ++i) {
+    const char c = s[i];
+    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) != lower_prefix[i]) return false;
+  }
+  return true;
+}
+
+// A client talking to us as a forward proxy sends the absolute form
+// (RFC 9112 §3.2.2); only its path and query take part in routing.
+PathAndQuery split_target(std::string_view target) {
+  if (starts_with_ignoring_case(target, "http://") || starts_with_ignoring_case(target, "https://")) {
+    target.remove_prefix(target.find("://") + 3);
+    const std::size_t path_start = target.find_first_of("/?");
+    target = path_start == std::string_view::npos ? std::string_view{} : target.substr(path_start);
+  }
+  PathAndQuery out;
+  const std::size_t q = target.find('?');
+  out.path = target.substr(0, q);
+  if (q != std::string_view::npos) out.query = target.substr(q + 1);
+  if (out.path.empty()) out.path = "/";
+  return out;
+}
+
+// The replacement stands for whole segments, so route "/" -> "/api" sends
+// "/x" to "/api/x", not "/apix"; a prefix's own trailing '/' stays with the rest.
+std::string rewrite(const Route& route, std::string_view path) {
+  if (!route.replacement) return std::string(path);
+  const std::size_t cut = route.prefix.size() - (route.prefix.ends_with('/') ? 1 : 0);
+  const std::string_view rest = path.substr(cut);
+  if (rest.empty()) return route.replacement->empty() ? std::string("/") : *route.replacement;
+  return join_path(*route.replacement, rest);
+}
+
+}  // namespace
+
+// Precondition (the store guarantees it): `legacy` and every route's upstream
+// index are valid indexes into `snapshot.upstreams`.
+Decision decide(const RequestHead& head, const Snapshot& snapshot, std::int64_t now_ms) {
+  assert(snapshot.legacy < snapshot.upstreams.size());
+  const PathAndQuery request = split_target(head.target);
+
+  Decision decision;
+  decision.upstream = &snapshot.upstreams[snapshot.legacy];
+  std::string path(request.path);
+
+  // Anonymous requests have no bucket and stay legacy.
+  if (const std::optional<std::string> username = basic_auth_username(head.authorization)) {
+    decision.bucket = bucket_of_hash(java_hash_code(utf8_to_utf16(*username), snapshot.salt_seed));
+    if (decision.bucket < snapshot.split_at(now_ms)) decision.group = Group::migrated;
+  }
+
+  // Only migrated paths move: a migrated user on an unrouted path stays on
+  // the legacy upstream, while still counting as migrated.
+  if (decision.group == Group::migrated) {
+    if (const Route* route = snapshot.routes.match(request.path)) {
+      decision.upstream = &snapshot.upstreams[route->upstream];
+      path = rewrite(*route, request.path);
+    }
+  }
+
+  decision.target = join_path(decision.upstream->base_path, path);
+  if (request.query) {
+    decision.target += '?';
+    decision.target += *request.query;
+  }
+  return decision;
+}
+
+}  // namespace figshift
