@@ -16,11 +16,13 @@ proxy_port=8080  # must match "listen" in $config
 
 scripts/setup.sh
 
-# Reuse an existing build/ as configured (test.sh uses RelWithDebInfo there;
-# flipping the build type back and forth would rebuild everything each time).
-if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
-  cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release
+# A fresh build/ is Release; an existing one keeps its build type (test.sh
+# uses RelWithDebInfo there, and flipping it would rebuild everything).
+build_type=()
+if ! grep -qs '^CMAKE_BUILD_TYPE:' "$build_dir/CMakeCache.txt"; then
+  build_type=(-DCMAKE_BUILD_TYPE=Release)
 fi
+cmake -S . -B "$build_dir" "${build_type[@]}"
 cmake --build "$build_dir" -j"$(nproc 2>/dev/null || echo 2)" --target figshift
 
 # The file store lives in var/ (git-ignored), seeded from config/kvs.json on first run.
