@@ -210,6 +210,7 @@ class EchoHTTPServer(_QuietServerMixin, http.server.ThreadingHTTPServer):
         self.status = 200
         self.extra_response_headers = []
         self.connections = 0
+        self.live = []
         super().__init__(addr, EchoHandler)
 
     def get_request(self):
@@ -217,6 +218,7 @@ class EchoHTTPServer(_QuietServerMixin, http.server.ThreadingHTTPServer):
         sock.settimeout(SOCKET_TIMEOUT if self.behaviour != "hang" else None)
         with self.lock:
             self.connections += 1
+            self.live.append(sock)
         if self.tls_context is not None:
             sock = self.tls_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         return sock, addr
@@ -231,6 +233,21 @@ class EchoHTTPServer(_QuietServerMixin, http.server.ThreadingHTTPServer):
             super().finish_request(request, client_address)
         except (ssl.SSLError, OSError):
             pass
+
+
+    def close_connections(self):
+        """Close every accepted connection (as an upstream's keep-alive timeout would)."""
+        with self.lock:
+            live, self.live = self.live, []
+        for c in live:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
+                c.close()
+            except OSError:
+                pass
 
 
 class EchoHTTPServer6(EchoHTTPServer):
@@ -281,10 +298,15 @@ class Upstream:
     def url(self, host: str = "127.0.0.1", base: str = "") -> str:
         return "%s://%s:%d%s" % ("https" if self.tls else "http", host, self.port, base)
 
+    def close_connections(self):
+        for s in self.servers:
+            s.close_connections()
+
     def close(self):
         for s in self.servers:
             s.shutdown()
             s.server_close()
+            s.close_connections()
 
     def __enter__(self):
         return self

@@ -1,0 +1,275 @@
+"""Upstream TLS and upstream failures: 502/504, never a hang, others keep being served."""
+
+import http.client
+import os
+import socket
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+from harness import basic, bucket_of  # noqa: E402
+
+MIGRATED = "polygenelubricants"  # bucket 0: migrated at any split > 0
+LEGACY = "hello"                 # bucket 70: legacy at split 50
+assert bucket_of(MIGRATED) == 0 and bucket_of(LEGACY) == 70
+
+
+class PkiMixin:
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = h.Pki()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pki.cleanup()
+
+
+class UpstreamTlsTest(PkiMixin, h.FigTestCase):
+    def setUp(self):
+        super().setUp()
+        self.a = self.upstream("A")
+
+    def store(self, b1_url, split=50):
+        return {
+            "APIGW_A_URL": self.a.url(),
+            "APIGW_B1_URL": b1_url,
+            "route:/orders": "B1 /v2/orders",
+            "traffic-split": str(split),
+        }
+
+    def tls_config(self, **kw):
+        tls = {"verify": True, "ca_file": self.pki.path("ca.pem")}
+        tls.update(kw)
+        return {"upstream_tls": tls}
+
+    def test_https_upstream_with_test_ca(self):
+        b1 = self.upstream("B1", self.pki.server_context("good"), dual_stack=True)
+        d = self.daemon(self.store(b1.url("localhost", "/prod")), config=self.tls_config())
+        conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=h.SOCKET_TIMEOUT)
+        try:
+            for i in range(5):
+                r = h.read_response(conn, "GET", "/orders/%d?q=1" % i, {"Authorization": basic(MIGRATED)})
+                self.assertRoutedTo(r, "B1", "/prod/v2/orders/%d?q=1" % i)
+                self.assertEqual(r.echo["headers"].get("host"), "localhost:%d" % b1.port)
+                self.assertEqual(r.echo["headers"].get("x-forwarded-proto"), "http")
+        finally:
+            conn.close()
+        r = d.request("POST", "/orders", {"Authorization": basic(MIGRATED)}, b"z" * 70000)
+        self.assertRoutedTo(r, "B1", "/prod/v2/orders")
+        self.assertEqual(r.echo["body_len"], 70000)
+        self.assertRoutedTo(d.get("/orders/1", user=LEGACY), "A", "/orders/1")
+        # the upstream connection pool keeps TLS connections alive: far fewer handshakes than requests
+        self.assertLess(b1.connections, 7, "upstream TLS connections are not reused (%d for 6 requests)"
+                        % b1.connections)
+
+    def test_https_upstream_by_ip_address(self):
+        b1 = self.upstream("B1", self.pki.server_context("good"))
+        d = self.daemon(self.store(b1.url("127.0.0.1")), config=self.tls_config())
+        self.assertRoutedTo(d.get("/orders/1", user=MIGRATED), "B1", "/v2/orders/1")
+
+    def test_wrong_host_name_certificate_is_502(self):
+        b1 = self.upstream("B1", self.pki.server_context("wrong"), dual_stack=True)
+        d = self.daemon(self.store(b1.url("localhost")), config=self.tls_config())
+        r = d.get("/orders/1", user=MIGRATED)
+        self.assertProxyError(r, 502, "certificate for another host name")
+        self.assertEqual(b1.requests, [], "no request may be sent over an unverified connection")
+        self.assertRoutedTo(d.get("/orders/1", user=LEGACY), "A", "/orders/1")
+
+    def test_verification_is_on_by_default(self):
+        # no upstream_tls section at all: system CAs, which do not know our self-signed cert
+        b1 = self.upstream("B1", self.pki.server_context("self"), dual_stack=True)
+        d = self.daemon(self.store(b1.url("localhost")))
+        self.assertProxyError(d.get("/orders/1", user=MIGRATED), 502, "self-signed, no ca_file")
+        self.assertEqual(b1.requests, [])
+        self.assertRoutedTo(d.get("/orders/1", user=LEGACY), "A")
+
+    def test_certificate_not_from_configured_ca_is_502(self):
+        b1 = self.upstream("B1", self.pki.server_context("self"), dual_stack=True)
+        d = self.daemon(self.store(b1.url("localhost")), config=self.tls_config())
+        self.assertProxyError(d.get("/orders/1", user=MIGRATED), 502, "self-signed with a ca_file")
+        self.assertEqual(b1.requests, [])
+
+    def test_verify_false_accepts_any_certificate(self):
+        b1 = self.upstream("B1", self.pki.server_context("wrong"), dual_stack=True)
+        d = self.daemon(self.store(b1.url("localhost")), config={"upstream_tls": {"verify": False}})
+        self.assertRoutedTo(d.get("/orders/1", user=MIGRATED), "B1", "/v2/orders/1")
+
+    def test_plain_http_client_to_tls_upstream_mismatch_is_502(self):
+        # http:// URL pointing at a TLS server: the upstream answers garbage
+        b1 = self.upstream("B1", self.pki.server_context("good"))
+        d = self.daemon(self.store("http://127.0.0.1:%d" % b1.port), config={"timeouts": {"upstream_response_ms": 2000}})
+        r = d.get("/orders/1", user=MIGRATED)
+        self.assertIn(r.status, (502, 504), r)
+        self.assertProxyError(r, r.status)
+
+
+class UpstreamFailureTest(h.FigTestCase):
+    def setUp(self):
+        super().setUp()
+        self.a = self.upstream("A")
+
+    def store(self, b1_url, split=50):
+        return {
+            "APIGW_A_URL": self.a.url(),
+            "APIGW_B1_URL": b1_url,
+            "route:/orders": "B1 /v2/orders",
+            "traffic-split": str(split),
+        }
+
+    def test_unreachable_upstream_is_502_and_others_served(self):
+        d = self.daemon(self.store("http://127.0.0.1:%d" % h.closed_port()),
+                        config={"timeouts": {"upstream_connect_ms": 2000}})
+        for _ in range(3):
+            t0 = time.time()
+            r = d.get("/orders/1", user=MIGRATED)
+            self.assertProxyError(r, 502, "connection refused")
+            self.assertLess(time.time() - t0, 3.0, "a refused connection must fail fast")
+            self.assertEqual(r.headers.get("x-figshift-upstream"), "B1")
+            self.assertRoutedTo(d.get("/orders/1", user=LEGACY), "A", "/orders/1")
+            self.assertRoutedTo(d.get("/orders/1"), "A", "/orders/1")
+        # keep-alive client connection survives a 502
+        conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=h.SOCKET_TIMEOUT)
+        try:
+            r = h.read_response(conn, "GET", "/orders/2", {"Authorization": basic(MIGRATED)})
+            self.assertProxyError(r, 502)
+            r = h.read_response(conn, "GET", "/orders/2", {"Authorization": basic(LEGACY)})
+            self.assertRoutedTo(r, "A", "/orders/2")
+        finally:
+            conn.close()
+
+    def test_hung_upstream_is_504_and_others_served(self):
+        hang = h.HangServer()
+        self.addCleanup(hang.close)
+        d = self.daemon(self.store(hang.url()), config={"timeouts": {"upstream_response_ms": 1000}})
+        results = {}
+
+        def slow():
+            t0 = time.time()
+            try:
+                results["resp"] = d.get("/orders/1", user=MIGRATED)
+            except Exception as e:  # noqa: BLE001
+                results["exc"] = e
+            results["elapsed"] = time.time() - t0
+
+        t = threading.Thread(target=slow, daemon=True)
+        t.start()
+        time.sleep(0.2)
+        # while B1 hangs, others are served promptly
+        for i in range(10):
+            r = d.get("/orders/%d" % i, user=LEGACY)
+            self.assertRoutedTo(r, "A", "/orders/%d" % i)
+            self.assertLess(r.elapsed, 0.5, "legacy request slowed down by a hung upstream")
+        t.join(12)
+        self.assertFalse(t.is_alive(), "the request to a hung upstream never completed")
+        self.assertNotIn("exc", results, results)
+        self.assertProxyError(results["resp"], 504, "hung upstream")
+        self.assertGreaterEqual(results["elapsed"], 0.8, "504 before upstream_response_ms")
+        self.assertLess(results["elapsed"], 3.0, "504 long after upstream_response_ms")
+        self.assertGreaterEqual(hang.accepted, 1)
+        # many concurrent hung requests don't starve anyone either
+        threads = [threading.Thread(target=lambda: d.get("/orders/x", user=MIGRATED), daemon=True)
+                   for _ in range(8)]
+        for th in threads:
+            th.start()
+        time.sleep(0.2)
+        self.assertRoutedTo(d.get("/y", user=LEGACY), "A", "/y")
+        for th in threads:
+            th.join(12)
+        self.assertTrue(d.alive())
+
+    def test_slow_upstream_within_timeout_is_fine(self):
+        b1 = self.upstream("B1")
+        b1.delay = 0.5
+        d = self.daemon(self.store(b1.url()), config={"timeouts": {"upstream_response_ms": 2000}})
+        r = d.get("/orders/1", user=MIGRATED)
+        self.assertRoutedTo(r, "B1", "/v2/orders/1")
+        self.assertGreaterEqual(r.elapsed, 0.45)
+
+    def test_upstream_closing_mid_response(self):
+        b1 = self.upstream("B1")
+        b1.behaviour = "close_mid"
+        d = self.daemon(self.store(b1.url()), config={"timeouts": {"upstream_response_ms": 3000}})
+        t0 = time.time()
+        try:
+            r = d.get("/orders/1", user=MIGRATED)
+        except (http.client.IncompleteRead, http.client.RemoteDisconnected, ConnectionError):
+            pass  # headers already relayed: the proxy must close the client connection
+        else:
+            self.assertProxyError(r, 502, "upstream closed mid-response")
+        self.assertLess(time.time() - t0, 5.0, "must never hang")
+        self.assertRoutedTo(d.get("/orders/1", user=LEGACY), "A", "/orders/1")
+        self.assertTrue(d.alive())
+
+    def test_upstream_closing_without_response_is_502(self):
+        b1 = self.upstream("B1")
+        b1.behaviour = "close"
+        d = self.daemon(self.store(b1.url()), config={"timeouts": {"upstream_response_ms": 3000}})
+        t0 = time.time()
+        r = d.get("/orders/1", user=MIGRATED)
+        self.assertProxyError(r, 502, "upstream closed without answering")
+        self.assertLess(time.time() - t0, 5.0)
+        self.assertRoutedTo(d.get("/orders/1", user=LEGACY), "A")
+
+    def test_upstream_garbage_response_is_502(self):
+        b1 = self.upstream("B1")
+        b1.behaviour = "garbage"
+        d = self.daemon(self.store(b1.url()), config={"timeouts": {"upstream_response_ms": 3000}})
+        r = d.get("/orders/1", user=MIGRATED)
+        self.assertProxyError(r, 502, "upstream answered garbage")
+
+    def test_upstream_reset_after_request(self):
+        def reset(conn):
+            conn.settimeout(5)
+            try:
+                conn.recv(65536)
+            except OSError:
+                pass
+            import struct
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()  # RST
+
+        srv = h.RawServer(reset)
+        self.addCleanup(srv.close)
+        d = self.daemon(self.store(srv.url()), config={"timeouts": {"upstream_response_ms": 3000}})
+        r = d.get("/orders/1", user=MIGRATED)
+        self.assertProxyError(r, 502, "upstream reset the connection")
+        self.assertRoutedTo(d.get("/orders/1", user=LEGACY), "A")
+
+    def test_upstream_closing_idle_pooled_connections(self):
+        # B1 closes its idle keep-alive connections (like a short upstream keep-alive timeout):
+        # the next requests must not fail on a dead pooled socket
+        b1 = self.upstream("B1")
+        d = self.daemon(self.store(b1.url()))
+        for i in range(3):
+            for j in range(4):
+                self.assertRoutedTo(d.get("/orders/%d" % j, user=MIGRATED), "B1", "/v2/orders/%d" % j,
+                                    "round %d request %d" % (i, j))
+            b1.close_connections()
+            time.sleep(0.2)
+
+    def test_upstream_recovers(self):
+        port = h.closed_port()
+        d = self.daemon(self.store("http://127.0.0.1:%d" % port))
+        self.assertProxyError(d.get("/orders/1", user=MIGRATED), 502)
+        b1 = h.EchoHTTPServer(("127.0.0.1", port), "B1")
+        th = threading.Thread(target=b1.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        th.start()
+        self.addCleanup(lambda: (b1.shutdown(), b1.server_close()))
+        self.assertRoutedTo(d.get("/orders/1", user=MIGRATED), "B1", "/v2/orders/1")
+
+    def test_response_body_limit(self):
+        b1 = self.upstream("B1")
+        d = self.daemon(self.store(b1.url()), config={"limits": {"response_body_bytes": 100}})
+        # the echo body is > 100 bytes: the proxy must not relay it whole
+        try:
+            r = d.get("/orders/1", user=MIGRATED)
+        except (http.client.IncompleteRead, http.client.RemoteDisconnected, ConnectionError):
+            return
+        self.assertProxyError(r, 502, "response larger than limits.response_body_bytes")
+
+
+if __name__ == "__main__":
+    unittest.main()
