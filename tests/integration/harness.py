@@ -100,6 +100,7 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE")
 class EchoHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "figshift-test-upstream"
+    disable_nagle_algorithm = True  # one response = one segment; avoids 40 ms delayed-ACK stalls
 
     def log_message(self, fmt, *args):  # keep test output quiet
         pass

@@ -120,18 +120,19 @@ class LimitsTest(h.FigTestCase):
         self.assertEqual(raw.status, 413, "413 without waiting for the body: %r" % raw)
 
     def test_malformed_requests(self):
-        d = self.daemon(self.store(), config={"timeouts": {"client_header_ms": 2000, "client_body_ms": 2000}})
+        # short client timeouts keep the worst case (a daemon waiting for more bytes) bounded
+        d = self.daemon(self.store(), config={"timeouts": {"client_header_ms": 1500, "client_body_ms": 1500}})
         for name, payload in MALFORMED.items():
             with self.subTest(case=name):
                 t0 = time.time()
-                raw = h.raw_exchange(d.port, payload, timeout=8)
+                raw = h.raw_exchange(d.port, payload, timeout=4)
                 elapsed = time.time() - t0
                 ok = (raw.status is not None and (400 <= raw.status < 500 or raw.status in ALSO_ALLOWED.get(name, ())))\
                     or (raw.status is None and raw.closed)
                 self.assertTrue(ok, "%s: expected a 4xx or a closed connection, got %r after %.1fs"
                                 % (name, raw, elapsed))
                 self.assertFalse(raw.timed_out and raw.status is None,
-                                 "%s: no answer and no close within 8 s" % name)
+                                 "%s: no answer and no close within 4 s" % name)
                 self.assertServes(d, name)
         self.assertEqual([r["path"] for r in self.a.requests + self.b1.requests
                           if r["path"] not in ("/orders/1", "/v2/orders/1", "/plain")], [],
@@ -199,7 +200,9 @@ class LimitsTest(h.FigTestCase):
             try:
                 data = s.recv(65536)
                 closed = data == b"" or data.startswith(b"HTTP/1.1 408") or data.startswith(b"HTTP/1.1 400")
-            except OSError:
+            except socket.timeout:
+                closed = False
+            except OSError:  # reset
                 closed = True
         s.close()
         self.assertTrue(closed, "a drip-feeding client was never cut off")

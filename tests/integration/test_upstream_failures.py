@@ -62,8 +62,9 @@ class UpstreamTlsTest(PkiMixin, h.FigTestCase):
         self.assertEqual(r.echo["body_len"], 70000)
         self.assertRoutedTo(d.get("/orders/1", user=LEGACY), "A", "/orders/1")
         # the upstream connection pool keeps TLS connections alive: far fewer handshakes than requests
-        self.assertLess(b1.connections, 7, "upstream TLS connections are not reused (%d for 6 requests)"
-                        % b1.connections)
+        # (at most one per worker and client connection: 2 workers, 2 client connections)
+        self.assertLessEqual(b1.connections, 3, "upstream TLS connections are not reused (%d for 6 requests)"
+                             % b1.connections)
 
     def test_https_upstream_by_ip_address(self):
         b1 = self.upstream("B1", self.pki.server_context("good"))
