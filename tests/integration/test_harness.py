@@ -29,6 +29,19 @@ class HarnessSelfTest(unittest.TestCase):
         self.assertTrue(all(0 <= b < 100 for b in buckets))
         self.assertGreater(len(buckets), 20)
 
+    def test_python_utf8_replacement_matches_whatwg(self):
+        # test_routing relies on Python's decoder replacing per maximal subpart, like WHATWG / Node
+        cases = {
+            b"\xff": "\ufffd",
+            b"ab\xe2\x82": "ab\ufffd",              # truncated 3-byte sequence: one U+FFFD
+            b"\xed\xa0\x80x": "\ufffd\ufffd\ufffdx",  # encoded surrogate: one per byte
+            b"\xf0\x9f\x98": "\ufffd",               # truncated 4-byte sequence
+            b"\xc0\xaf": "\ufffd\ufffd",             # overlong
+            b"\xf4\x90\x80\x80": "\ufffd" * 4,       # above U+10FFFF
+        }
+        for raw, text in cases.items():
+            self.assertEqual(raw.decode("utf-8", errors="replace"), text, raw)
+
     def test_basic(self):
         self.assertEqual(h.basic("hello", "pw"), "Basic aGVsbG86cHc=")
 
