@@ -7,6 +7,13 @@
 
 namespace figshift::cli {
 
+// `figshift serve`: runs the daemon until SIGTERM/SIGINT, then drains.
+int run_serve(const std::string& config_path);
+// `figshift check-config`: validates the config file and the store it points at.
+int run_check_config(const std::string& config_path);
+// `figshift bucket`: the routing rule for one username, explained.
+int run_bucket(const std::string& username, const std::string& salt, int split);
+
 struct DemoUpstream {
   std::string name;  // "A", "B1", "B2"
   std::uint16_t port = 0;

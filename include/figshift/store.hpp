@@ -60,6 +60,8 @@ class StoreBackend {
   virtual std::optional<KvMap> load() = 0;         // throws on unreadable/invalid content
   virtual void persist(const KvMap& kv) = 0;       // throws std::runtime_error on I/O failure
   virtual std::string describe() const = 0;
+  // True when the content may have changed behind the store's back (a hand edit).
+  virtual bool changed() = 0;
 };
 
 class Store {
@@ -83,6 +85,7 @@ class Store {
 
   std::uint64_t reload_failures() const;
   std::uint64_t reload_successes() const;
+  void count_reload_failure();
   StoreBackend& backend() { return *backend_; }
 
  private:
@@ -110,7 +113,7 @@ class FileBackend : public StoreBackend {
   const std::filesystem::path& path() const { return path_; }
 
   // True when the file on disk differs (mtime, size, inode) from what was last loaded or written.
-  bool changed_on_disk();
+  bool changed() override;
 
  private:
   void remember_stat();
@@ -123,6 +126,10 @@ class FileBackend : public StoreBackend {
   } seen_;
   FileId stat_now() const;
 };
+
+// Re-reads the backend (a hand edit, SIGHUP). Unreadable or invalid content is
+// refused and counted; the last good version keeps serving.
+WriteResult reload_from_backend(Store& store);
 
 // Opens the configured backend, seeding it on first start. Throws on failure.
 std::unique_ptr<Store> open_store(const std::filesystem::path& path,

@@ -1,0 +1,42 @@
+#pragma once
+// The traffic side: N worker threads, each with its own io_context, SO_REUSEPORT
+// acceptors, upstream connection pool and snapshot pointer.
+// Thread-safety: construct, start, drain and join from one control thread;
+// publish() may be called from any thread (it only posts to the workers).
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "figshift/config.hpp"
+#include "figshift/routing.hpp"
+
+namespace figshift {
+
+class Server {
+ public:
+  Server(const Config& config, std::shared_ptr<const Snapshot> initial);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds every listen address (throws std::runtime_error on failure) and starts the workers.
+  void start();
+  // "address:port" of each traffic listener, after start(); port 0 resolved.
+  std::vector<std::string> bound_addresses() const;
+
+  // Hands a new snapshot to every worker; requests already running keep theirs.
+  void publish(std::shared_ptr<const Snapshot> snapshot);
+
+  // Stops accepting, closes idle connections, lets in-flight requests finish.
+  void drain();
+  // Waits up to `timeout` for the workers to finish, then stops them. True if all finished.
+  bool join(std::chrono::milliseconds timeout);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace figshift

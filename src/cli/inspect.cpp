@@ -1,0 +1,51 @@
+// `figshift check-config` and `figshift bucket`: offline answers, no daemon needed.
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "figshift/cli.hpp"
+#include "figshift/config.hpp"
+#include "figshift/store.hpp"
+
+namespace figshift::cli {
+
+int run_check_config(const std::string& config_path) {
+  try {
+    const Config config = load_config(config_path);
+    const bool exists = std::filesystem::exists(config.store.path);
+    const auto& store_file = exists ? config.store.path : config.store.seed;
+    if (store_file.empty()) throw InvalidStore("store.path does not exist and no seed is set");
+    std::ifstream in(store_file, std::ios::binary);
+    if (!in) throw InvalidStore(store_file.string() + ": cannot be read");
+    std::stringstream text;
+    text << in.rdbuf();
+    std::shared_ptr<const Snapshot> snapshot;
+    try {
+      snapshot = build_snapshot(parse_kvs_json(text.str()));
+    } catch (const InvalidStore& e) {
+      throw InvalidStore(store_file.string() + ": " + e.what());
+    }
+    std::cout << "config " << config_path << " is valid\n"
+              << "  traffic listeners: " << config.listen.size() << ", workers: " << config.workers
+              << "\n  store (" << (exists ? "current" : "seed") << ") " << store_file.string()
+              << ": " << snapshot->upstreams.size() << " upstreams, "
+              << snapshot->routes.routes().size() << " routes, split " << snapshot->split << "\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "figshift: invalid configuration: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+int run_bucket(const std::string& username, const std::string& salt, int split) {
+  const std::int32_t hash = java_hash_code(utf8_to_utf16(username), java_hash_code(utf8_to_utf16(salt)));
+  const int bucket = bucket_of_hash(hash);
+  std::cout << "hashCode: " << hash << "\nbucket: " << bucket << "\n";
+  if (split >= 0)
+    std::cout << "group: " << (bucket < split ? "new" : "legacy") << " (split " << split
+              << ": new when bucket < split)\n";
+  return 0;
+}
+
+}  // namespace figshift::cli

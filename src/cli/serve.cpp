@@ -1,0 +1,117 @@
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <csignal>
+#include <iostream>
+
+#include "figshift/cli.hpp"
+#include "figshift/config.hpp"
+#include "figshift/proxy.hpp"
+#include "figshift/store.hpp"
+
+namespace figshift::cli {
+namespace {
+
+namespace asio = boost::asio;
+
+void reload(Store& store, const char* why) {
+  const auto before = store.version();
+  auto result = reload_from_backend(store);
+  if (result.status != WriteStatus::ok)
+    spdlog::warn("store reload ({}) refused, still serving version {}: {}", why, before,
+                 result.message);
+  else if (store.version() == before)
+    spdlog::debug("store reload ({}): content unchanged", why);
+}
+
+// Watches the store file for hand edits; the timer is the only thing that
+// touches the backend's file state, so no locking is needed beyond the store's.
+class StoreWatcher {
+ public:
+  StoreWatcher(asio::io_context& ioc, Store& store, Config::ms interval)
+      : timer_(ioc), store_(store), interval_(interval) {
+    schedule();
+  }
+  void stop() { timer_.cancel(); }
+
+ private:
+  void schedule() {
+    timer_.expires_after(interval_);
+    timer_.async_wait([this](boost::system::error_code ec) {
+      if (ec) return;
+      if (store_.backend().changed()) reload(store_, "file changed");
+      schedule();
+    });
+  }
+  asio::steady_timer timer_;
+  Store& store_;
+  Config::ms interval_;
+};
+
+}  // namespace
+
+void setup_logging(const std::string& level) {
+  auto logger = spdlog::stderr_color_mt("figshift");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(level));
+}
+
+int run_serve(const std::string& config_path) {
+  std::signal(SIGPIPE, SIG_IGN);
+  Config config;
+  std::unique_ptr<Store> store;
+  try {
+    config = load_config(config_path);
+    setup_logging(config.log_level);
+    store = open_store(config.store.path, config.store.seed);
+  } catch (const std::exception& e) {
+    std::cerr << "figshift: " << e.what() << "\n";
+    return 2;
+  }
+  spdlog::info("store {} at version {} (etag {})", store->backend().describe(), store->version(),
+               store->etag());
+
+  asio::io_context control;
+  asio::signal_set signals(control, SIGINT, SIGTERM, SIGHUP);
+  std::unique_ptr<Server> server;
+  try {
+    server = std::make_unique<Server>(config, store->snapshot());
+    store->subscribe([&server](const auto& snapshot) { server->publish(snapshot); });
+    server->start();
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot start: {}", e.what());
+    return 1;
+  }
+  StoreWatcher watcher(control, *store, config.store.reload_interval);
+
+  std::function<void(boost::system::error_code, int)> on_signal =
+      [&](boost::system::error_code ec, int signal) {
+        if (ec) return;
+        if (signal == SIGHUP) {
+          reload(*store, "SIGHUP");
+          signals.async_wait(on_signal);
+          return;
+        }
+        spdlog::info("received {}: draining (up to {} ms)", signal == SIGTERM ? "SIGTERM" : "SIGINT",
+                     config.timeouts.drain.count());
+        server->drain();
+        watcher.stop();
+        signals.cancel();
+      };
+  signals.async_wait(on_signal);
+  control.run();
+
+  const bool drained = server->join(config.timeouts.drain);
+  if (drained)
+    spdlog::info("drained, exiting");
+  else
+    spdlog::warn("drain timeout reached; closed the remaining connections");
+  spdlog::shutdown();
+  return 0;
+}
+
+}  // namespace figshift::cli

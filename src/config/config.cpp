@@ -1,0 +1,217 @@
+#include "figshift/config.hpp"
+
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <sched.h>
+
+namespace figshift {
+namespace {
+
+using json = nlohmann::json;
+
+// Walks one JSON object, remembering which keys were read so that any key left
+// over is reported: a typo in a timeout must not silently keep the default.
+class Section {
+ public:
+  Section(const json& node, std::string path) : node_(node), path_(std::move(path)) {
+    if (!node_.is_object()) fail(path_.empty() ? "the config" : path_, "must be a JSON object");
+  }
+
+  const json* get(const std::string& key) {
+    seen_.insert(key);
+    auto it = node_.find(key);
+    return it == node_.end() ? nullptr : &*it;
+  }
+
+  std::string where(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+  [[noreturn]] static void fail(const std::string& where, const std::string& why) {
+    throw ConfigError(where + ": " + why);
+  }
+
+  template <typename Int>
+  void integer(const std::string& key, Int& out, std::int64_t min, std::int64_t max) {
+    const json* v = get(key);
+    if (!v) return;
+    if (!v->is_number_integer()) fail(where(key), "must be an integer, got " + v->dump());
+    auto n = v->get<std::int64_t>();
+    if (n < min || n > max)
+      fail(where(key), "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                           ", got " + std::to_string(n));
+    out = static_cast<Int>(n);
+  }
+
+  void millis(const std::string& key, Config::ms& out) {
+    std::int64_t n = out.count();
+    integer(key, n, 1, 24LL * 3600 * 1000);
+    out = Config::ms(n);
+  }
+
+  void string(const std::string& key, std::string& out, bool allow_empty = true) {
+    const json* v = get(key);
+    if (!v) return;
+    if (!v->is_string()) fail(where(key), "must be a string, got " + v->dump());
+    out = v->get<std::string>();
+    if (!allow_empty && out.empty()) fail(where(key), "must not be empty");
+  }
+
+  void boolean(const std::string& key, bool& out) {
+    const json* v = get(key);
+    if (!v) return;
+    if (!v->is_boolean()) fail(where(key), "must be true or false, got " + v->dump());
+    out = v->get<bool>();
+  }
+
+  void finish() const {
+    for (const auto& [key, value] : node_.items())
+      if (!seen_.count(key)) fail(where(key), "unknown key");
+  }
+
+ private:
+  const json& node_;
+  std::string path_;
+  std::set<std::string> seen_;
+};
+
+ListenAddress listen_address(const json& node, const std::string& path) {
+  Section s(node, path);
+  ListenAddress out;
+  if (!s.get("address")) Section::fail(s.where("address"), "is required");
+  s.string("address", out.address, false);
+  if (!s.get("port")) Section::fail(s.where("port"), "is required");
+  s.integer("port", out.port, 0, 65535);
+  s.finish();
+  return out;
+}
+
+std::filesystem::path relative_to(const std::filesystem::path& dir, const std::string& p) {
+  std::filesystem::path path(p);
+  return (path.is_absolute() ? path : dir / path).lexically_normal();
+}
+
+unsigned usable_cpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return static_cast<unsigned>(n);
+  }
+  unsigned n = std::thread::hardware_concurrency();
+  return n ? n : 1;
+}
+
+}  // namespace
+
+Config parse_config(const std::string& json_text, const std::filesystem::path& file) {
+  json root;
+  try {
+    root = json::parse(json_text);
+  } catch (const json::parse_error& e) {
+    throw ConfigError(file.string() + ": not valid JSON: " + e.what());
+  }
+  Config c;
+  c.file = file;
+  const auto dir = file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
+  Section top(root, "");
+
+  if (const json* listen = top.get("listen")) {
+    if (!listen->is_array() || listen->empty())
+      Section::fail("listen", "must be a non-empty array of {\"address\",\"port\"}");
+    c.listen.clear();
+    for (std::size_t i = 0; i < listen->size(); ++i)
+      c.listen.push_back(listen_address((*listen)[i], "listen[" + std::to_string(i) + "]"));
+  }
+
+  if (const json* admin = top.get("admin")) {
+    Section s(*admin, "admin");
+    s.string("address", c.admin.listen.address, false);
+    s.integer("port", c.admin.listen.port, 0, 65535);
+    std::string token_file;
+    s.string("token_file", token_file);
+    if (!token_file.empty()) c.admin.token_file = relative_to(dir, token_file);
+    s.string("token_env", c.admin.token_env);
+    s.finish();
+  }
+
+  const json* store = top.get("store");
+  if (!store) Section::fail("store", "is required");
+  {
+    Section s(*store, "store");
+    s.string("backend", c.store.backend, false);
+    if (c.store.backend != "file")
+      Section::fail("store.backend", "\"" + c.store.backend +
+                                         "\" is not supported by this build (supported: \"file\")");
+    std::string path, seed;
+    if (!s.get("path")) Section::fail("store.path", "is required");
+    s.string("path", path, false);
+    s.string("seed", seed);
+    c.store.path = relative_to(dir, path);
+    if (!seed.empty()) c.store.seed = relative_to(dir, seed);
+    s.millis("reload_interval_ms", c.store.reload_interval);
+    s.finish();
+  }
+
+  top.integer("workers", c.workers, 0, 1024);
+  if (c.workers == 0) c.workers = usable_cpus();
+
+  if (const json* t = top.get("timeouts")) {
+    Section s(*t, "timeouts");
+    s.millis("client_header_ms", c.timeouts.client_header);
+    s.millis("client_body_ms", c.timeouts.client_body);
+    s.millis("client_idle_ms", c.timeouts.client_idle);
+    s.millis("client_write_ms", c.timeouts.client_write);
+    s.millis("upstream_connect_ms", c.timeouts.upstream_connect);
+    s.millis("upstream_response_ms", c.timeouts.upstream_response);
+    s.millis("upstream_idle_ms", c.timeouts.upstream_idle);
+    s.millis("drain_ms", c.timeouts.drain);
+    s.finish();
+  }
+
+  if (const json* l = top.get("limits")) {
+    Section s(*l, "limits");
+    s.integer("header_bytes", c.limits.header_bytes, 1024, 1024 * 1024);
+    s.integer("body_bytes", c.limits.body_bytes, 0, std::numeric_limits<std::int64_t>::max());
+    s.integer("response_body_bytes", c.limits.response_body_bytes, 0,
+              std::numeric_limits<std::int64_t>::max());
+    s.integer("max_connections", c.limits.max_connections, 1, 10'000'000);
+    s.integer("upstream_idle_per_origin", c.limits.upstream_idle_per_origin, 0, 100'000);
+    s.finish();
+  }
+
+  if (const json* t = top.get("upstream_tls")) {
+    Section s(*t, "upstream_tls");
+    s.boolean("verify", c.upstream_tls.verify);
+    std::string ca;
+    s.string("ca_file", ca);
+    if (!ca.empty()) c.upstream_tls.ca_file = relative_to(dir, ca);
+    s.finish();
+  }
+
+  top.string("debug_header", c.debug_header);
+
+  if (const json* l = top.get("log")) {
+    Section s(*l, "log");
+    s.string("level", c.log_level, false);
+    static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "off"};
+    if (!levels.count(c.log_level))
+      Section::fail("log.level", "must be one of trace, debug, info, warn, error, off");
+    s.finish();
+  }
+
+  top.finish();
+  return c;
+}
+
+Config load_config(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw ConfigError(file.string() + ": cannot be read");
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str(), file);
+}
+
+}  // namespace figshift

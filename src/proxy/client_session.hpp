@@ -1,0 +1,93 @@
+#pragma once
+// One client connection: reads requests, routes each with the worker's current
+// snapshot, forwards it upstream and writes the response back. Owns itself
+// (enable_shared_from_this); lives on its worker's thread only.
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "figshift/routing.hpp"
+#include "proxy/http_rewrite.hpp"
+#include "proxy/upstream_error.hpp"
+#include "proxy/upstream_pool.hpp"
+
+namespace figshift::proxy {
+
+class Worker;
+
+class ClientSession : public std::enable_shared_from_this<ClientSession> {
+ public:
+  ClientSession(Worker& worker, asio::ip::tcp::socket socket);
+  ~ClientSession();
+  void start();
+  // Drain: closes the connection now if it is between requests, else after the response.
+  void on_drain();
+
+ private:
+  using error_code = boost::system::error_code;
+
+  void do_read_header();
+  void on_read_header(error_code ec, std::size_t);
+  void do_continue();
+  void on_continue(error_code ec, std::size_t);
+  void do_read_body();
+  void on_read_body(error_code ec, std::size_t);
+  void route();
+
+  void do_upstream();
+  void do_resolve();
+  void on_resolve(error_code ec, asio::ip::tcp::resolver::results_type results);
+  void on_connect(error_code ec, const asio::ip::tcp::endpoint&);
+  void on_handshake(error_code ec);
+  void do_upstream_write();
+  void on_upstream_write(error_code ec, std::size_t);
+  void do_upstream_read();
+  void on_upstream_read(error_code ec, std::size_t);
+  bool retry_on_fresh_connection(error_code ec);
+  void upstream_failed(UpstreamError error, error_code ec);
+
+  void do_write(Response response);
+  void on_write(error_code ec, std::size_t);
+  void do_linger();
+  void do_linger_read();
+  void on_linger(error_code ec, std::size_t);
+  void respond_error(http::status status, std::string_view message);
+  void fail(error_code ec, const char* what);
+  void close();
+
+  Worker& worker_;
+  std::uint64_t id_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::string client_ip_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  bool first_request_ = true;
+  bool reading_idle_ = false;  // waiting for a request on a kept-alive connection
+  bool close_after_write_ = false;
+
+  // Per request: the snapshot it was routed with stays alive until the response is written.
+  std::shared_ptr<const Snapshot> snapshot_;
+  Decision decision_;
+  Request upstream_request_;
+  bool head_request_ = false;
+  bool keep_alive_ = false;
+  unsigned client_version_ = 11;
+  std::unique_ptr<UpstreamConnection> upstream_;
+  bool upstream_reused_ = false;
+  bool retried_ = false;
+  std::optional<asio::ip::tcp::resolver> resolver_;
+  std::vector<asio::ip::tcp::endpoint> endpoints_;
+  asio::steady_timer resolve_deadline_;
+  std::optional<http::response_parser<http::string_body>> upstream_parser_;
+  Response response_;
+};
+
+}  // namespace figshift::proxy

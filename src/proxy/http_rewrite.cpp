@@ -1,0 +1,94 @@
+#include "proxy/http_rewrite.hpp"
+
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/rfc7230.hpp>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+namespace figshift::proxy {
+namespace {
+
+namespace beast = boost::beast;
+// Beast 1.81 has no enum values for these de-facto standard fields.
+constexpr std::string_view x_forwarded_for = "X-Forwarded-For";
+constexpr std::string_view x_forwarded_proto = "X-Forwarded-Proto";
+constexpr std::string_view x_forwarded_host = "X-Forwarded-Host";
+
+}  // namespace
+
+void remove_hop_by_hop(http::fields& fields) {
+  std::vector<std::string> named;
+  for (auto it = fields.find(http::field::connection);
+       it != fields.end() && it->name() == http::field::connection; ++it)
+    for (auto token : http::token_list(it->value())) named.emplace_back(token);
+  for (const auto& name : named) fields.erase(name);
+  for (auto f : {http::field::connection, http::field::keep_alive, http::field::proxy_connection,
+                 http::field::te, http::field::trailer, http::field::transfer_encoding,
+                 http::field::upgrade})
+    fields.erase(f);
+}
+
+void make_upstream_request(Request& client, Request& out, const Upstream& upstream,
+                           std::string target, std::string_view client_ip,
+                           std::string_view client_proto) {
+  out = Request{};
+  out.method(client.method());
+  if (client.method() == http::verb::unknown) out.method_string(client.method_string());
+  out.target(target);
+  out.version(11);
+  const std::string original_host(client[http::field::host]);
+  std::string forwarded_for(client[x_forwarded_for]);
+  for (const auto& field : client.base()) {
+    const auto name = field.name_string();
+    if (field.name() == http::field::host || field.name() == http::field::content_length ||
+        beast::iequals(name, x_forwarded_for) || beast::iequals(name, x_forwarded_proto) ||
+        beast::iequals(name, x_forwarded_host))
+      continue;
+    out.insert(name, field.value());
+  }
+  remove_hop_by_hop(out.base());
+  out.set(http::field::host, upstream.host_header);
+  forwarded_for = forwarded_for.empty() ? std::string(client_ip)
+                                        : forwarded_for + ", " + std::string(client_ip);
+  out.set(x_forwarded_for, forwarded_for);
+  out.set(x_forwarded_proto, client_proto);
+  if (!original_host.empty()) out.set(x_forwarded_host, original_host);
+  out.body() = std::move(client.body());
+  // The body was read whole, so it travels with a Content-Length, never chunked.
+  const bool had_body = client.has_content_length() || client.chunked() || !out.body().empty();
+  if (had_body) out.content_length(out.body().size());
+  out.keep_alive(true);
+}
+
+void make_client_response(Response& res, bool head_request, unsigned client_version,
+                          bool keep_alive, std::string_view debug_header,
+                          std::string_view upstream_name) {
+  const auto status = res.result_int();
+  const bool bodiless = head_request || status / 100 == 1 || status == 204 || status == 304;
+  const auto declared_length = res[http::field::content_length];
+  const std::string length(declared_length);
+  remove_hop_by_hop(res.base());
+  if (bodiless) {
+    // HEAD and 304 announce the length of a body they do not carry.
+    res.erase(http::field::content_length);
+    if (!length.empty() && status != 204) res.set(http::field::content_length, length);
+  } else {
+    res.content_length(res.body().size());
+  }
+  res.version(client_version);
+  res.keep_alive(keep_alive);
+  if (!debug_header.empty()) res.set(debug_header, upstream_name);
+}
+
+Response json_error(http::status status, std::string_view message, unsigned version,
+                    bool keep_alive) {
+  Response res{status, version};
+  res.set(http::field::content_type, "application/json");
+  res.set(http::field::cache_control, "no-store");
+  res.body() = nlohmann::json{{"error", message}}.dump() + "\n";
+  res.prepare_payload();
+  res.keep_alive(keep_alive);
+  return res;
+}
+
+}  // namespace figshift::proxy

@@ -1,0 +1,112 @@
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/ip/address.hpp>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "figshift/proxy.hpp"
+#include "proxy/worker.hpp"
+
+namespace figshift {
+
+using namespace figshift::proxy;
+
+struct Server::Impl {
+  Impl(const Config& c, std::shared_ptr<const Snapshot> initial)
+      : config(c), tls_context(asio::ssl::context::tls_client) {
+    tls_context.set_options(asio::ssl::context::default_workarounds |
+                            asio::ssl::context::no_sslv2 | asio::ssl::context::no_sslv3 |
+                            asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+    boost::system::error_code ec;
+    if (!config.upstream_tls.ca_file.empty()) {
+      tls_context.load_verify_file(config.upstream_tls.ca_file.string(), ec);
+      if (ec)
+        throw std::runtime_error("upstream_tls.ca_file " + config.upstream_tls.ca_file.string() +
+                                 ": " + ec.message());
+    } else {
+      tls_context.set_default_verify_paths(ec);
+      if (ec) spdlog::warn("cannot load the system CA store: {}", ec.message());
+    }
+    for (unsigned i = 0; i < config.workers; ++i)
+      workers.push_back(std::make_unique<Worker>(i, config, tls_context, initial));
+  }
+
+  Config config;
+  asio::ssl::context tls_context;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::vector<std::thread> threads;
+  std::mutex mutex;
+  std::condition_variable finished_cv;
+  unsigned finished = 0;
+};
+
+Server::Server(const Config& config, std::shared_ptr<const Snapshot> initial)
+    : impl_(std::make_unique<Impl>(config, std::move(initial))) {}
+
+Server::~Server() {
+  for (auto& worker : impl_->workers) worker->stop();
+  for (auto& thread : impl_->threads)
+    if (thread.joinable()) thread.join();
+}
+
+void Server::start() {
+  std::vector<asio::ip::tcp::endpoint> endpoints;
+  for (std::size_t i = 0; i < impl_->config.listen.size(); ++i) {
+    const auto& listen = impl_->config.listen[i];
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(listen.address, ec);
+    if (ec)
+      throw ConfigError("listen[" + std::to_string(i) + "].address: \"" + listen.address +
+                        "\" is not an IP address");
+    endpoints.emplace_back(address, listen.port);
+  }
+  // The first worker resolves port 0; the others join its ports through SO_REUSEPORT.
+  impl_->workers.front()->listen(endpoints);
+  endpoints = impl_->workers.front()->local_endpoints();
+  for (std::size_t i = 1; i < impl_->workers.size(); ++i) impl_->workers[i]->listen(endpoints);
+  for (const auto& address : bound_addresses()) spdlog::info("listening for traffic on {}", address);
+
+  for (auto& worker : impl_->workers) {
+    impl_->threads.emplace_back([this, w = worker.get()] {
+      w->run();
+      std::lock_guard lock(impl_->mutex);
+      ++impl_->finished;
+      impl_->finished_cv.notify_all();
+    });
+  }
+  spdlog::info("{} worker thread(s) started", impl_->workers.size());
+}
+
+std::vector<std::string> Server::bound_addresses() const {
+  std::vector<std::string> out;
+  for (const auto& endpoint : impl_->workers.front()->local_endpoints()) {
+    const auto address = endpoint.address();
+    out.push_back((address.is_v6() ? "[" + address.to_string() + "]" : address.to_string()) + ":" +
+                  std::to_string(endpoint.port()));
+  }
+  return out;
+}
+
+void Server::publish(std::shared_ptr<const Snapshot> snapshot) {
+  for (auto& worker : impl_->workers) worker->publish(snapshot);
+}
+
+void Server::drain() {
+  for (auto& worker : impl_->workers) worker->drain();
+}
+
+bool Server::join(std::chrono::milliseconds timeout) {
+  bool all_finished;
+  {
+    std::unique_lock lock(impl_->mutex);
+    all_finished = impl_->finished_cv.wait_for(
+        lock, timeout, [&] { return impl_->finished == impl_->workers.size(); });
+  }
+  for (auto& worker : impl_->workers) worker->stop();
+  for (auto& thread : impl_->threads)
+    if (thread.joinable()) thread.join();
+  return all_finished;
+}
+
+}  // namespace figshift

@@ -1,0 +1,56 @@
+#include "proxy/upstream_pool.hpp"
+
+#include <algorithm>
+
+namespace figshift::proxy {
+
+UpstreamConnection::UpstreamConnection(asio::any_io_executor ex, asio::ssl::context* tls_context,
+                                       std::string origin_)
+    : stream(tls_context ? std::variant<Plain, Tls>(std::in_place_type<Tls>, ex, *tls_context)
+                         : std::variant<Plain, Tls>(std::in_place_type<Plain>, ex)),
+      origin(std::move(origin_)) {}
+
+beast::tcp_stream& UpstreamConnection::tcp() {
+  if (auto* tls = std::get_if<Tls>(&stream)) return beast::get_lowest_layer(*tls);
+  return std::get<Plain>(stream);
+}
+
+UpstreamPool::UpstreamPool(std::chrono::milliseconds idle_timeout, std::size_t max_idle_per_origin)
+    : idle_timeout_(idle_timeout), max_idle_per_origin_(max_idle_per_origin) {}
+
+std::unique_ptr<UpstreamConnection> UpstreamPool::acquire(const std::string& origin) {
+  auto it = idle_.find(origin);
+  if (it == idle_.end()) return nullptr;
+  auto& list = it->second;
+  const auto now = std::chrono::steady_clock::now();
+  // Most recently used first: it is the least likely to have been closed by the upstream.
+  while (!list.empty()) {
+    auto connection = std::move(list.back());
+    list.pop_back();
+    if (now - connection->idle_since < idle_timeout_) return connection;
+  }
+  return nullptr;
+}
+
+void UpstreamPool::release(std::unique_ptr<UpstreamConnection> connection) {
+  auto& list = idle_[connection->origin];
+  if (list.size() >= max_idle_per_origin_) return;  // dropping it closes it
+  connection->idle_since = std::chrono::steady_clock::now();
+  list.push_back(std::move(connection));
+}
+
+void UpstreamPool::sweep() {
+  const auto now = std::chrono::steady_clock::now();
+  for (auto& [origin, list] : idle_)
+    std::erase_if(list, [&](const auto& c) { return now - c->idle_since >= idle_timeout_; });
+}
+
+void UpstreamPool::clear() { idle_.clear(); }
+
+std::size_t UpstreamPool::idle_count() const {
+  std::size_t n = 0;
+  for (const auto& [origin, list] : idle_) n += list.size();
+  return n;
+}
+
+}  // namespace figshift::proxy

@@ -1,0 +1,59 @@
+#pragma once
+// Per-worker keep-alive connections to upstreams, keyed by origin.
+// Thread-safety: none; owned and used by one worker thread only.
+
+#include <boost/asio/ssl/context.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+namespace figshift::proxy {
+
+namespace beast = boost::beast;
+namespace asio = boost::asio;
+
+struct UpstreamConnection {
+  using Plain = beast::tcp_stream;
+  using Tls = beast::ssl_stream<beast::tcp_stream>;
+
+  UpstreamConnection(asio::any_io_executor ex, asio::ssl::context* tls_context, std::string origin);
+
+  beast::tcp_stream& tcp();
+  bool is_tls() const { return std::holds_alternative<Tls>(stream); }
+  template <typename F>
+  decltype(auto) visit(F&& f) {
+    return std::visit(std::forward<F>(f), stream);
+  }
+
+  std::variant<Plain, Tls> stream;
+  beast::flat_buffer buffer;
+  std::string origin;
+  std::chrono::steady_clock::time_point idle_since;
+};
+
+class UpstreamPool {
+ public:
+  UpstreamPool(std::chrono::milliseconds idle_timeout, std::size_t max_idle_per_origin);
+
+  // A pooled idle connection to `origin`, or nullptr.
+  std::unique_ptr<UpstreamConnection> acquire(const std::string& origin);
+  // Keeps a healthy keep-alive connection for reuse (or drops it when the pool is full).
+  void release(std::unique_ptr<UpstreamConnection> connection);
+  // Closes idle connections older than the idle timeout.
+  void sweep();
+  void clear();
+  std::size_t idle_count() const;
+
+ private:
+  std::chrono::milliseconds idle_timeout_;
+  std::size_t max_idle_per_origin_;
+  std::unordered_map<std::string, std::vector<std::unique_ptr<UpstreamConnection>>> idle_;
+};
+
+}  // namespace figshift::proxy

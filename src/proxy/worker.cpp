@@ -1,0 +1,136 @@
+#include "proxy/worker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+
+#include "proxy/client_session.hpp"
+
+namespace figshift::proxy {
+namespace {
+
+using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+// After an accept error (EMFILE, ENFILE, ENOBUFS) the listener pauses this long
+// instead of spinning; connections already open keep being served meanwhile.
+constexpr std::chrono::milliseconds accept_error_pause{50};
+
+// A session count only this thread touches, and a snapshot owned through a
+// control block private to this worker: copying it per request never writes
+// a cache line that another worker reads (Envoy's thread-local slot idea).
+std::shared_ptr<const Snapshot> worker_local(std::shared_ptr<const Snapshot> global) {
+  const Snapshot* raw = global.get();
+  return {std::make_shared<std::shared_ptr<const Snapshot>>(std::move(global)), raw};
+}
+
+}  // namespace
+
+Worker::Worker(unsigned index, const Config& config, asio::ssl::context& tls_context,
+               std::shared_ptr<const Snapshot> initial)
+    : index_(index),
+      config_(config),
+      tls_context_(tls_context),
+      sweep_timer_(ioc_),
+      pool_(config.timeouts.upstream_idle, config.limits.upstream_idle_per_origin),
+      snapshot_(worker_local(std::move(initial))) {}
+
+void Worker::listen(const std::vector<asio::ip::tcp::endpoint>& endpoints) {
+  for (const auto& endpoint : endpoints) {
+    asio::ip::tcp::acceptor acceptor(ioc_);
+    const auto where = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+    boost::system::error_code ec;
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.set_option(reuse_port(true), ec);
+    if (!ec) acceptor.bind(endpoint, ec);
+    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) throw std::runtime_error("cannot listen on " + where + ": " + ec.message());
+    acceptors_.push_back(std::move(acceptor));
+    accept_backoff_.push_back(std::make_unique<asio::steady_timer>(ioc_));
+  }
+  for (std::size_t i = 0; i < acceptors_.size(); ++i) do_accept(i);
+  schedule_sweep();
+}
+
+std::vector<asio::ip::tcp::endpoint> Worker::local_endpoints() const {
+  std::vector<asio::ip::tcp::endpoint> out;
+  for (const auto& acceptor : acceptors_) out.push_back(acceptor.local_endpoint());
+  return out;
+}
+
+void Worker::run() { ioc_.run(); }
+
+void Worker::do_accept(std::size_t acceptor) {
+  acceptors_[acceptor].async_accept(
+      ioc_, [this, acceptor](boost::system::error_code ec, asio::ip::tcp::socket socket) {
+        on_accept(acceptor, ec, std::move(socket));
+      });
+}
+
+void Worker::on_accept(std::size_t acceptor, boost::system::error_code ec,
+                       asio::ip::tcp::socket socket) {
+  // The acceptor was closed by drain.
+  if (ec == asio::error::operation_aborted || !acceptors_[acceptor].is_open()) return;
+  if (ec) {
+    // An accept error never stops the listener: pause, then accept again.
+    if (counters_.accept_errors++ % 1000 == 0)
+      spdlog::warn("worker {}: accept failed: {} (pausing {} ms)", index_, ec.message(),
+                   accept_error_pause.count());
+    auto& timer = *accept_backoff_[acceptor];
+    timer.expires_after(accept_error_pause);
+    timer.async_wait([this, acceptor](boost::system::error_code timer_ec) {
+      if (!timer_ec && !draining_) do_accept(acceptor);
+    });
+    return;
+  }
+  if (sessions_.size() >= config_.limits.max_connections) {
+    ++counters_.connections_refused;
+    boost::system::error_code ignored;
+    socket.close(ignored);
+  } else {
+    ++counters_.connections_accepted;
+    boost::system::error_code ignored;
+    socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+    std::make_shared<ClientSession>(*this, std::move(socket))->start();
+  }
+  do_accept(acceptor);
+}
+
+void Worker::schedule_sweep() {
+  sweep_timer_.expires_after(config_.timeouts.upstream_idle);
+  sweep_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec || draining_) return;
+    pool_.sweep();
+    schedule_sweep();
+  });
+}
+
+void Worker::publish(std::shared_ptr<const Snapshot> snapshot) {
+  asio::post(ioc_, [this, snapshot = std::move(snapshot)]() mutable {
+    snapshot_ = worker_local(std::move(snapshot));
+  });
+}
+
+void Worker::drain() {
+  asio::post(ioc_, [this] {
+    draining_ = true;
+    boost::system::error_code ignored;
+    for (auto& acceptor : acceptors_) acceptor.close(ignored);
+    for (auto& timer : accept_backoff_) timer->cancel();
+    sweep_timer_.cancel();
+    pool_.clear();
+    // Copy first: on_drain may end sessions, which erase themselves from the map.
+    std::vector<std::shared_ptr<ClientSession>> live;
+    for (auto& [id, weak] : sessions_)
+      if (auto session = weak.lock()) live.push_back(std::move(session));
+    for (auto& session : live) session->on_drain();
+  });
+}
+
+void Worker::add_session(std::uint64_t id, std::weak_ptr<ClientSession> session) {
+  sessions_.emplace(id, std::move(session));
+}
+
+void Worker::remove_session(std::uint64_t id) { sessions_.erase(id); }
+
+}  // namespace figshift::proxy

@@ -1,0 +1,79 @@
+#pragma once
+// One worker thread's world: its io_context, acceptors, upstream pool, snapshot
+// pointer and live sessions. Thread-safety: everything but publish(), drain()
+// and the constructor runs on the worker's own thread.
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "figshift/config.hpp"
+#include "figshift/routing.hpp"
+#include "proxy/upstream_pool.hpp"
+
+namespace figshift::proxy {
+
+class ClientSession;
+
+// Plain per-worker counters: only this worker writes them, so no atomics.
+struct WorkerCounters {
+  std::uint64_t connections_accepted = 0;
+  std::uint64_t connections_refused = 0;
+  std::uint64_t accept_errors = 0;
+  std::uint64_t requests = 0;
+  std::uint64_t upstream_retries = 0;
+  std::uint64_t failures = 0;  // fail(ec, what) calls
+};
+
+class Worker {
+ public:
+  Worker(unsigned index, const Config& config, asio::ssl::context& tls_context,
+         std::shared_ptr<const Snapshot> initial);
+
+  // Opens one SO_REUSEPORT acceptor per endpoint (throws on failure).
+  void listen(const std::vector<asio::ip::tcp::endpoint>& endpoints);
+  void run();                 // on the worker thread, until drained or stopped
+  void publish(std::shared_ptr<const Snapshot> snapshot);  // any thread
+  void drain();                                             // any thread
+  void stop() { ioc_.stop(); }
+
+  std::vector<asio::ip::tcp::endpoint> local_endpoints() const;
+
+  // Called by sessions, on this worker's thread.
+  const std::shared_ptr<const Snapshot>& snapshot() const { return snapshot_; }
+  const Config& config() const { return config_; }
+  UpstreamPool& pool() { return pool_; }
+  asio::ssl::context& tls_context() { return tls_context_; }
+  WorkerCounters& counters() { return counters_; }
+  bool draining() const { return draining_; }
+  std::uint64_t next_connection_id() { return (next_id_++ << 8) | index_; }
+  void add_session(std::uint64_t id, std::weak_ptr<ClientSession> session);
+  void remove_session(std::uint64_t id);
+  asio::io_context& io_context() { return ioc_; }
+
+ private:
+  void do_accept(std::size_t acceptor);
+  void on_accept(std::size_t acceptor, boost::system::error_code ec, asio::ip::tcp::socket socket);
+  void schedule_sweep();
+
+  unsigned index_;
+  const Config& config_;
+  asio::ssl::context& tls_context_;
+  asio::io_context ioc_{1};
+  std::vector<asio::ip::tcp::acceptor> acceptors_;
+  std::vector<std::unique_ptr<asio::steady_timer>> accept_backoff_;
+  asio::steady_timer sweep_timer_;
+  UpstreamPool pool_;
+  std::shared_ptr<const Snapshot> snapshot_;
+  WorkerCounters counters_;
+  std::unordered_map<std::uint64_t, std::weak_ptr<ClientSession>> sessions_;
+  std::uint64_t next_id_ = 1;
+  bool draining_ = false;
+};
+
+}  // namespace figshift::proxy

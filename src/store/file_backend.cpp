@@ -1,0 +1,148 @@
+// The embedded `file` backend: one KVS JSON file, replaced atomically so that a
+// crash at any moment leaves either the old or the new content, never a mix.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+
+#include "figshift/store.hpp"
+
+namespace figshift {
+namespace {
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path.string() + ": cannot be read: " + std::strerror(errno));
+  std::stringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw std::runtime_error(path.string() + ": read error");
+  return text.str();
+}
+
+void write_all(int fd, const std::string& data, const std::filesystem::path& path) {
+  const char* p = data.data();
+  std::size_t left = data.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw std::system_error(errno, std::generic_category(), "write " + path.string());
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+}
+
+void fsync_dir(const std::filesystem::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;  // best effort: the rename itself is already atomic
+  ::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace
+
+FileBackend::FileBackend(std::filesystem::path path) : path_(std::move(path)) {}
+
+std::string FileBackend::describe() const { return "file " + path_.string(); }
+
+FileBackend::FileId FileBackend::stat_now() const {
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) != 0) return {};
+  return {static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
+          static_cast<std::int64_t>(st.st_size), static_cast<std::uint64_t>(st.st_ino)};
+}
+
+void FileBackend::remember_stat() { seen_ = stat_now(); }
+
+bool FileBackend::changed() { return stat_now() != seen_; }
+
+std::optional<KvMap> FileBackend::load() {
+  std::error_code ec;
+  if (!std::filesystem::exists(path_, ec)) {
+    remember_stat();
+    return std::nullopt;
+  }
+  // Remember what was seen before reading, so an edit racing the read is seen next time.
+  remember_stat();
+  return parse_kvs_json(read_file(path_));
+}
+
+void FileBackend::persist(const KvMap& kv) {
+  const std::string text = to_kvs_json(kv);
+  const auto dir = path_.has_parent_path() ? path_.parent_path() : std::filesystem::path(".");
+  std::filesystem::create_directories(dir);
+  const auto tmp = dir / ("." + path_.filename().string() + ".tmp." + std::to_string(::getpid()));
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "create " + tmp.string());
+  try {
+    write_all(fd, text, tmp);
+    if (::fsync(fd) != 0) throw std::system_error(errno, std::generic_category(), "fsync");
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path_.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    throw std::system_error(err, std::generic_category(), "rename to " + path_.string());
+  }
+  fsync_dir(dir);
+  remember_stat();
+}
+
+WriteResult reload_from_backend(Store& store) {
+  std::optional<KvMap> kv;
+  try {
+    kv = store.backend().load();
+  } catch (const std::exception& e) {
+    store.count_reload_failure();
+    return {WriteStatus::invalid, e.what(), store.etag()};
+  }
+  if (!kv) {
+    store.count_reload_failure();
+    return {WriteStatus::invalid, store.backend().describe() + " has disappeared", store.etag()};
+  }
+  return store.replace(*kv, false);
+}
+
+std::unique_ptr<Store> open_store(const std::filesystem::path& path,
+                                  const std::filesystem::path& seed) {
+  auto backend = std::make_unique<FileBackend>(path);
+  std::optional<KvMap> existing;
+  try {
+    existing = backend->load();
+  } catch (const InvalidStore& e) {
+    throw InvalidStore(path.string() + ": " + e.what());
+  }
+  if (existing) {
+    try {
+      return std::make_unique<Store>(std::move(backend), *existing);
+    } catch (const InvalidStore& e) {
+      throw InvalidStore(path.string() + ": " + e.what());
+    }
+  }
+  if (seed.empty())
+    throw InvalidStore(path.string() + " does not exist and no store.seed is configured");
+  KvMap initial;
+  try {
+    initial = parse_kvs_json(read_file(seed));
+  } catch (const std::exception& e) {
+    throw InvalidStore("seed " + seed.string() + ": " + e.what());
+  }
+  std::unique_ptr<Store> store;
+  try {
+    store = std::make_unique<Store>(std::move(backend), initial);
+  } catch (const InvalidStore& e) {
+    throw InvalidStore("seed " + seed.string() + ": " + e.what());
+  }
+  store->backend().persist(initial);
+  return store;
+}
+
+}  // namespace figshift

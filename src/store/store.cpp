@@ -1,0 +1,104 @@
+#include <spdlog/spdlog.h>
+
+#include "figshift/store.hpp"
+
+namespace figshift {
+
+Store::Store(std::unique_ptr<StoreBackend> backend, const KvMap& initial)
+    : backend_(std::move(backend)) {
+  kv_ = initial;
+  etag_ = etag_of(kv_);
+  version_ = 1;
+  snapshot_ = build_snapshot(kv_, version_, etag_);
+}
+
+std::shared_ptr<const Snapshot> Store::snapshot() const {
+  std::lock_guard lock(mutex_);
+  return snapshot_;
+}
+
+KvMap Store::items() const {
+  std::lock_guard lock(mutex_);
+  return kv_;
+}
+
+std::string Store::etag() const {
+  std::lock_guard lock(mutex_);
+  return etag_;
+}
+
+std::uint64_t Store::version() const {
+  std::lock_guard lock(mutex_);
+  return version_;
+}
+
+std::uint64_t Store::reload_failures() const {
+  std::lock_guard lock(mutex_);
+  return reload_failures_;
+}
+
+std::uint64_t Store::reload_successes() const {
+  std::lock_guard lock(mutex_);
+  return reload_successes_;
+}
+
+void Store::count_reload_failure() {
+  std::lock_guard lock(mutex_);
+  ++reload_failures_;
+}
+
+void Store::subscribe(Listener listener) {
+  std::lock_guard lock(mutex_);
+  listeners_.push_back(std::move(listener));
+}
+
+WriteResult Store::apply(const Batch& batch, const std::optional<std::string>& if_match) {
+  std::lock_guard lock(mutex_);
+  if (if_match && *if_match != "*" && *if_match != etag_)
+    return {WriteStatus::precondition_failed,
+            "If-Match " + *if_match + " does not match the current ETag " + etag_, etag_};
+  KvMap next = kv_;
+  for (const auto& key : batch.deletes) next.erase(key);
+  for (const auto& [key, value] : batch.puts) next[key] = value;
+  return commit_locked(std::move(next), true);
+}
+
+WriteResult Store::replace(const KvMap& kv, bool persist) {
+  std::lock_guard lock(mutex_);
+  auto result = commit_locked(kv, persist);
+  if (!persist) {
+    if (result.status == WriteStatus::ok)
+      ++reload_successes_;
+    else
+      ++reload_failures_;
+  }
+  return result;
+}
+
+WriteResult Store::commit_locked(KvMap next, bool persist) {
+  if (next == kv_) return {WriteStatus::ok, {}, etag_};
+  std::string etag = etag_of(next);
+  std::shared_ptr<const Snapshot> snapshot;
+  try {
+    snapshot = build_snapshot(next, version_ + 1, etag);
+  } catch (const InvalidStore& e) {
+    return {WriteStatus::invalid, e.what(), etag_};
+  }
+  if (persist) {
+    try {
+      backend_->persist(next);
+    } catch (const std::exception& e) {
+      return {WriteStatus::io_error, std::string("could not persist the store: ") + e.what(),
+              etag_};
+    }
+  }
+  kv_ = std::move(next);
+  etag_ = std::move(etag);
+  ++version_;
+  snapshot_ = std::move(snapshot);
+  spdlog::info("store version {} published (etag {}, {} keys)", version_, etag_, kv_.size());
+  for (const auto& listener : listeners_) listener(snapshot_);
+  return {WriteStatus::ok, {}, etag_};
+}
+
+}  // namespace figshift
