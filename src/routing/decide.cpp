@@ -21,7 +21,8 @@ bool starts_with_ignoring_case(std::string_view s, std::string_view lower_prefix
   if (s.size() < lower_prefix.size()) return false;
   for (std::size_t i = 0; i < lower_prefix.size(); ++i) {
     const char c = s[i];
-    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) != lower_prefix[i]) return false;
+    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) != lower_prefix[i])
+      return false;
   }
   return true;
 }
@@ -29,7 +30,8 @@ bool starts_with_ignoring_case(std::string_view s, std::string_view lower_prefix
 // A client talking to us as a forward proxy sends the absolute form
 // (RFC 9112 §3.2.2); only its path and query take part in routing.
 PathAndQuery split_target(std::string_view target) {
-  if (starts_with_ignoring_case(target, "http://") || starts_with_ignoring_case(target, "https://")) {
+  if (starts_with_ignoring_case(target, "http://") ||
+      starts_with_ignoring_case(target, "https://")) {
     target.remove_prefix(target.find("://") + 3);
     const std::size_t path_start = target.find_first_of("/?");
     target = path_start == std::string_view::npos ? std::string_view{} : target.substr(path_start);

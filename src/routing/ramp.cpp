@@ -26,7 +26,8 @@ int split_at(int split, const std::optional<Ramp>& ramp, std::int64_t now_ms) {
   if (r.duration_ms <= 0) return r.to;
   if (now_ms < r.start_ms) return r.from;
   // now >= start, so the unsigned difference is exact even across the whole int64 range.
-  const std::uint64_t elapsed = static_cast<std::uint64_t>(now_ms) - static_cast<std::uint64_t>(r.start_ms);
+  const std::uint64_t elapsed =
+      static_cast<std::uint64_t>(now_ms) - static_cast<std::uint64_t>(r.start_ms);
   if (elapsed >= static_cast<std::uint64_t>(r.duration_ms)) return r.to;
   const int128 delta = static_cast<int128>(r.to) - r.from;
   return static_cast<int>(r.from + floor_div(delta * static_cast<int128>(elapsed), r.duration_ms));

@@ -7,8 +7,9 @@ namespace figshift {
 
 const Upstream* Snapshot::find(std::string_view name) const {
   // The store keeps upstreams sorted by name.
-  const auto it = std::lower_bound(upstreams.begin(), upstreams.end(), name,
-                                   [](const Upstream& u, std::string_view n) { return u.name < n; });
+  const auto it =
+      std::lower_bound(upstreams.begin(), upstreams.end(), name,
+                       [](const Upstream& u, std::string_view n) { return u.name < n; });
   if (it == upstreams.end() || it->name != name) return nullptr;
   return &*it;
 }

@@ -6,10 +6,9 @@
 #include <cstdint>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "figshift/routing.hpp"
 
@@ -37,7 +36,8 @@ int main(int argc, char** argv) {
   }
   std::ifstream in(argv[1]);
   if (!in) {
-    std::cerr << "cannot open " << argv[1] << " (generate it with: node reference.js " << argv[1] << ")\n";
+    std::cerr << "cannot open " << argv[1] << " (generate it with: node reference.js " << argv[1]
+              << ")\n";
     return 2;
   }
 
@@ -81,8 +81,8 @@ int main(int argc, char** argv) {
     }
   }
 
-  std::cout << cases << " cases (" << users << " users, " << cases - users << " anonymous), " << mismatches
-            << " mismatches\n";
+  std::cout << cases << " cases (" << users << " users, " << cases - users << " anonymous), "
+            << mismatches << " mismatches\n";
   if (cases < min_cases) {
     std::cerr << "too few cases: expected at least " << min_cases << '\n';
     return 1;

@@ -14,7 +14,9 @@ using routing_test::base64_encode;
 // "user:pw" is dXNlcjpwdw== in RFC 4648 base64.
 constexpr const char* user_pw = "dXNlcjpwdw==";
 
-std::optional<std::string> user(const char* s) { return std::string(s); }
+std::optional<std::string> user(const char* s) {
+  return std::string(s);
+}
 
 TEST(RoutingBasicAuth, PlainCredentials) {
   EXPECT_EQ(basic_auth_username("Basic dXNlcjpwdw=="), user("user"));
@@ -73,7 +75,8 @@ TEST(RoutingBasicAuth, UsernameIsTextBeforeFirstColon) {
 TEST(RoutingBasicAuth, UsernameBytesAreReturnedUndecoded) {
   EXPECT_EQ(basic_auth_username("Basic YQBiOnB3"), std::string("a\0b", 3));  // "a\0b:pw"
   EXPECT_EQ(basic_auth_username("Basic " + base64_encode("\xFF\xC3:pw")), std::string("\xFF\xC3"));
-  EXPECT_EQ(basic_auth_username("Basic " + base64_encode("Zo\xC3\xAB:pw")), std::string("Zo\xC3\xAB"));
+  EXPECT_EQ(basic_auth_username("Basic " + base64_encode("Zo\xC3\xAB:pw")),
+            std::string("Zo\xC3\xAB"));
 }
 
 TEST(RoutingBasicAuth, BadAlphabet) {
@@ -89,7 +92,7 @@ TEST(RoutingBasicAuth, WrongPadding) {
   EXPECT_EQ(basic_auth_username("Basic dXNlcjpwdw="), std::nullopt);    // one '=' missing
   EXPECT_EQ(basic_auth_username("Basic dXNlcjpwdw==="), std::nullopt);  // one too many
   EXPECT_EQ(basic_auth_username("Basic dXNlcjpwdw===="), std::nullopt);
-  EXPECT_EQ(basic_auth_username("Basic dXNlcjpw=dw="), std::nullopt);   // '=' inside
+  EXPECT_EQ(basic_auth_username("Basic dXNlcjpw=dw="), std::nullopt);  // '=' inside
   EXPECT_EQ(basic_auth_username("Basic =dXNlcjpwdw="), std::nullopt);
   EXPECT_EQ(basic_auth_username("Basic dXNlcjpwOnc=="), std::nullopt);  // 3 chars + "=="
   EXPECT_EQ(basic_auth_username("Basic OnB3===="), std::nullopt);       // a whole quantum of '='
@@ -104,8 +107,8 @@ TEST(RoutingBasicAuth, PaddingIsOptional) {
 }
 
 TEST(RoutingBasicAuth, UnpaddedLengthOneMoreThanMultipleOfFourIsRejected) {
-  EXPECT_EQ(basic_auth_username("Basic dXNlcjpwd"), std::nullopt);     // 9 chars
-  EXPECT_EQ(basic_auth_username("Basic OnB3A"), std::nullopt);         // 5 chars
+  EXPECT_EQ(basic_auth_username("Basic dXNlcjpwd"), std::nullopt);  // 9 chars
+  EXPECT_EQ(basic_auth_username("Basic OnB3A"), std::nullopt);      // 5 chars
   EXPECT_EQ(basic_auth_username("Basic A"), std::nullopt);
 }
 

@@ -165,8 +165,10 @@ TEST(RoutingDecide, RampDrivesTheSplit) {
   Snapshot s = make_snapshot(0);
   s.ramp = Ramp{.from = 0, .to = 100, .start_ms = now, .duration_ms = 100};
   const std::string user42 = basic_header("user42");  // bucket 41
-  EXPECT_EQ(decide({.target = "/users", .authorization = user42}, s, now + 41).group, Group::legacy);
-  EXPECT_EQ(decide({.target = "/users", .authorization = user42}, s, now + 42).group, Group::migrated);
+  EXPECT_EQ(decide({.target = "/users", .authorization = user42}, s, now + 41).group,
+            Group::legacy);
+  EXPECT_EQ(decide({.target = "/users", .authorization = user42}, s, now + 42).group,
+            Group::migrated);
 }
 
 TEST(RoutingJoinPath, ExactlyOneSlashBetweenParts) {

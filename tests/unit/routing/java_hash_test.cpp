@@ -86,7 +86,7 @@ TEST(RoutingJavaHash, BucketOfHashExtremes) {
   EXPECT_EQ(bucket_of_hash(2147483647), 95);      // 4294967295 % 100
   EXPECT_EQ(bucket_of_hash(0), 48);               // 2147483648 % 100
   EXPECT_EQ(bucket_of_hash(-1), 47);
-  EXPECT_EQ(bucket_of_hash(52), 0);               // 2147483700 % 100
+  EXPECT_EQ(bucket_of_hash(52), 0);  // 2147483700 % 100
   EXPECT_EQ(bucket_of_hash(51), 99);
 }
 

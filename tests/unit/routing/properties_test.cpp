@@ -33,13 +33,19 @@ Name random_name(std::mt19937& rng) {
   for (int i = 0; i < n; ++i) {
     char32_t cp = 0;
     switch (plane(rng)) {
-      case 0: cp = std::uniform_int_distribution<char32_t>(0x20, 0x7E)(rng); break;
-      case 1: cp = std::uniform_int_distribution<char32_t>(0x80, 0x7FF)(rng); break;
+      case 0:
+        cp = std::uniform_int_distribution<char32_t>(0x20, 0x7E)(rng);
+        break;
+      case 1:
+        cp = std::uniform_int_distribution<char32_t>(0x80, 0x7FF)(rng);
+        break;
       case 2:
         do cp = std::uniform_int_distribution<char32_t>(0x800, 0xFFFF)(rng);
         while (cp >= 0xD800 && cp <= 0xDFFF);
         break;
-      default: cp = std::uniform_int_distribution<char32_t>(0x10000, 0x10FFFF)(rng); break;
+      default:
+        cp = std::uniform_int_distribution<char32_t>(0x10000, 0x10FFFF)(rng);
+        break;
     }
     if (cp == ':') cp = ';';
     append_code_point(name.utf8, name.utf16, cp);
@@ -100,8 +106,9 @@ TEST(RoutingProperties, HashOfConcatenationIsSeededHash) {
     const Name a = random_name(rng);
     const Name b = random_name(rng);
     ASSERT_EQ(java_hash_code(a.utf16 + b.utf16), java_hash_code(b.utf16, java_hash_code(a.utf16)));
-    ASSERT_EQ(bucket_of(b.utf8, a.utf8), routing_test::bucket_closed_form(
-                                             routing_test::java_hash_closed_form(a.utf16 + b.utf16)));
+    ASSERT_EQ(
+        bucket_of(b.utf8, a.utf8),
+        routing_test::bucket_closed_form(routing_test::java_hash_closed_form(a.utf16 + b.utf16)));
   }
 }
 

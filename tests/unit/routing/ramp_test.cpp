@@ -21,10 +21,10 @@ TEST(RoutingRamp, RampUp) {
   const Ramp ramp{.from = 0, .to = 25, .start_ms = t0, .duration_ms = 60'000};
   EXPECT_EQ(split_at(99, ramp, t0 - 1), 0);  // before start: from, not the static split
   EXPECT_EQ(split_at(99, ramp, t0), 0);
-  EXPECT_EQ(split_at(99, ramp, t0 + 2'399), 0);   // 25 * 2399 / 60000 = 0.99958
-  EXPECT_EQ(split_at(99, ramp, t0 + 2'400), 1);   // exactly 1
-  EXPECT_EQ(split_at(99, ramp, t0 + 30'000), 12); // 12.5 floors to 12
-  EXPECT_EQ(split_at(99, ramp, t0 + 59'999), 24); // 24.9996
+  EXPECT_EQ(split_at(99, ramp, t0 + 2'399), 0);    // 25 * 2399 / 60000 = 0.99958
+  EXPECT_EQ(split_at(99, ramp, t0 + 2'400), 1);    // exactly 1
+  EXPECT_EQ(split_at(99, ramp, t0 + 30'000), 12);  // 12.5 floors to 12
+  EXPECT_EQ(split_at(99, ramp, t0 + 59'999), 24);  // 24.9996
   EXPECT_EQ(split_at(99, ramp, t0 + 60'000), 25);
   EXPECT_EQ(split_at(99, ramp, t0 + 1'000'000), 25);
 }

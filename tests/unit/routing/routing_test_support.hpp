@@ -10,7 +10,8 @@ namespace figshift::routing_test {
 
 // RFC 4648 encoder (the code under test only decodes).
 inline std::string base64_encode(std::string_view bytes, bool pad = true) {
-  static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  static constexpr char alphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
   std::size_t i = 0;
   for (; i + 3 <= bytes.size(); i += 3) {
@@ -52,7 +53,8 @@ inline std::int32_t java_hash_closed_form(std::u16string_view s) {
   std::uint64_t sum = 0;
   std::uint64_t power = 1;
   for (std::size_t k = s.size(); k-- > 0;) {
-    sum = (sum + (std::uint64_t{s[k]} * power) % (std::uint64_t{1} << 32)) % (std::uint64_t{1} << 32);
+    sum =
+        (sum + (std::uint64_t{s[k]} * power) % (std::uint64_t{1} << 32)) % (std::uint64_t{1} << 32);
     power = (power * 31) % (std::uint64_t{1} << 32);
   }
   return static_cast<std::int32_t>(static_cast<std::uint32_t>(sum));

@@ -13,7 +13,9 @@ namespace {
 // substitution of maximal subparts".
 constexpr char16_t r = 0xFFFD;
 
-std::u16string fffd(std::size_t n) { return std::u16string(n, r); }
+std::u16string fffd(std::size_t n) {
+  return std::u16string(n, r);
+}
 
 TEST(RoutingUtf8ToUtf16, ValidText) {
   EXPECT_EQ(utf8_to_utf16(""), u"");
@@ -83,7 +85,9 @@ TEST(RoutingUtf8ToUtf16, TruncatedInTheMiddle) {
 TEST(RoutingUtf8ToUtf16, LoneContinuationBytes) {
   EXPECT_EQ(utf8_to_utf16("\x80"), fffd(1));
   EXPECT_EQ(utf8_to_utf16("\x80\xBF"), fffd(2));
-  EXPECT_EQ(utf8_to_utf16("a\xBF" "b"), u"a\uFFFDb");
+  EXPECT_EQ(utf8_to_utf16("a\xBF"
+                          "b"),
+            u"a\uFFFDb");
   EXPECT_EQ(utf8_to_utf16("\xC3\xAB\xAB"), u"\u00EB\uFFFD");
 }
 
