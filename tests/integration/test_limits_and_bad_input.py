@@ -138,6 +138,36 @@ class LimitsTest(h.FigTestCase):
                           if r["path"] not in ("/orders/1", "/v2/orders/1", "/plain")], [],
                          "a malformed request reached an upstream")
 
+    def test_no_request_smuggling(self):
+        # RFC 9112 6.1/6.3: a request whose Transfer-Encoding does not end in "chunked" has no
+        # determinable length and must be refused (400, close); conflicting framings likewise.
+        # Whatever the daemon answers, the bytes of the body must never be parsed as a second request.
+        smuggled = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+        variants = {
+            "TE gzip": b"Transfer-Encoding: gzip\r\n",
+            "TE chunked, gzip": b"Transfer-Encoding: chunked, gzip\r\n",
+            "TE identity": b"Transfer-Encoding: identity\r\n",
+            "TE xchunked": b"Transfer-Encoding: xchunked\r\n",
+            "TE chunked + CL": b"Transfer-Encoding: chunked\r\nContent-Length: 0\r\n",
+            "CL 0 + TE chunked": b"Content-Length: 0\r\nTransfer-Encoding: chunked\r\n",
+            "two TE lines": b"Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n",
+            "TE with space before colon": b"Transfer-Encoding : chunked\r\n",
+            "TE tab-prefixed value": b"Transfer-Encoding:\tchunked\r\nContent-Length: 0\r\n",
+        }
+        d = self.daemon(self.store(), config={"timeouts": {"client_header_ms": 1500, "client_body_ms": 1500}})
+        for name, framing in variants.items():
+            with self.subTest(case=name):
+                mark = len(self.a.requests)
+                payload = b"POST /front HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\n" + smuggled
+                raw = h.raw_exchange(d.port, payload, timeout=1.5, read_until_close=True)
+                paths = [r["path"] for r in self.a.requests[mark:]]
+                self.assertNotIn("/smuggled", paths, "%s: the body was parsed as a second request: %r"
+                                 % (name, raw))
+                self.assertLessEqual(raw.data.count(b"HTTP/1.1 "), 1, "%s: two responses: %r" % (name, raw))
+                if raw.status is not None:
+                    self.assertTrue(400 <= raw.status < 500 or raw.status == 501, "%s: %r" % (name, raw))
+                self.assertServes(d, name)
+
     def test_malformed_4xx_bodies_are_json(self):
         d = self.daemon(self.store())
         raw = h.raw_exchange(d.port, b"GET / HTTP/1.1\r\n" + HOST + b"this is not a header\r\n\r\n")
