@@ -94,6 +94,12 @@ def now_ms() -> int:
 # Upstream servers
 # --------------------------------------------------------------------------
 
+def pattern_bytes(n: int) -> bytes:
+    """n deterministic, non-repeating-looking bytes (so truncation or reordering shows)."""
+    block = bytes((i * 7 + (i >> 8)) & 0xFF for i in range(4093))
+    return (block * (n // len(block) + 1))[:n]
+
+
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE")
 
 
@@ -158,6 +164,25 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
             return
         if srv.delay or delay:
             time.sleep(srv.delay + delay)
+        if "__size" in query:  # a large deterministic body instead of the echo
+            size = int(query["__size"][0])
+            payload = pattern_bytes(size)
+            self.send_response(srv.status)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("X-Echo-Path", self.path)
+            if "__chunked" in query:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                step = 65536 + 7
+                for i in range(0, size, step):
+                    part = payload[i:i + step]
+                    self.wfile.write(b"%x\r\n" % len(part) + part + b"\r\n")
+                self.wfile.write(b"0\r\n\r\n")
+            else:
+                self.send_header("Content-Length", str(size))
+                self.end_headers()
+                self.wfile.write(payload)
+            return
         payload = json.dumps(record).encode("utf-8")
         if behaviour == "close_mid":
             self.send_response(200)

@@ -257,6 +257,22 @@ class RoutingTest(h.FigTestCase):
         self.assertEqual(r.body, b"")
         self.assertEqual(r.upstream, "B2")
 
+    def test_large_responses_relayed_intact(self):
+        d = self.daemon(self.store(100))
+        conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=h.SOCKET_TIMEOUT)
+        try:
+            for size, chunked in ((0, False), (1, False), (3_000_000, False), (2_500_001, True), (10, True)):
+                q = "/orders/big?__size=%d%s" % (size, "&__chunked=1" if chunked else "")
+                r = h.read_response(conn, "GET", q, {"Authorization": basic("hello")})
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(r.upstream, "B1")
+                self.assertEqual(r.headers.get("x-echo-path"), "/v2" + q)
+                self.assertEqual(len(r.body), size, "size=%d chunked=%s" % (size, chunked))
+                self.assertTrue(r.body == h.pattern_bytes(size), "body corrupted (size=%d chunked=%s)"
+                                % (size, chunked))
+        finally:
+            conn.close()
+
     def test_upstream_status_and_headers_passed_through(self):
         self.b1.status = 404
         self.b1.servers[0].extra_response_headers = [("X-From-Upstream", "yes"), ("Set-Cookie", "a=1"),
