@@ -118,7 +118,9 @@ Config parse_config(const std::string& json_text, const std::filesystem::path& f
   const auto dir = file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
   Section top(root, "");
 
-  if (const json* listen = top.get("listen")) {
+  const json* listen = top.get("listen");
+  if (!listen) Section::fail("listen", "is required (e.g. [{\"address\":\"0.0.0.0\",\"port\":8080}])");
+  {
     if (!listen->is_array() || listen->empty())
       Section::fail("listen", "must be a non-empty array of {\"address\",\"port\"}");
     c.listen.clear();

@@ -35,6 +35,20 @@ bool routable_target(std::string_view target) {
   return ieq(scheme, "http") || ieq(scheme, "https");
 }
 
+// Requests an upstream could frame or address differently from us are refused
+// (RFC 9112 §3.2 and §6.1): that difference is what request smuggling exploits.
+std::string_view framing_problem(const Request& request, unsigned version) {
+  const auto hosts = request.count(http::field::host);
+  if (hosts > 1) return "more than one Host header";
+  if (version >= 11 && hosts == 0) return "missing Host header";
+  if (request.count(http::field::transfer_encoding) > 1) return "repeated Transfer-Encoding header";
+  if (auto te = request.find(http::field::transfer_encoding); te != request.end()) {
+    if (!ieq(te->value(), "chunked")) return "unsupported Transfer-Encoding (only chunked)";
+    if (version < 11) return "Transfer-Encoding in an HTTP/1.0 request";
+  }
+  return {};
+}
+
 std::int64_t unix_ms_now() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
@@ -99,6 +113,9 @@ void ClientSession::on_read_header(error_code ec, std::size_t) {
   if (ec == http::error::header_limit)
     return respond_error(http::status::request_header_fields_too_large,
                          "request headers too large");
+  // A Content-Length above the limit is refused before any of the body is read.
+  if (ec == http::error::body_limit)
+    return respond_error(http::status::payload_too_large, "request body too large");
   if (is_http_error(ec)) return respond_error(http::status::bad_request, "malformed request");
   if (ec) return fail(ec, "read request head");
 
@@ -110,8 +127,8 @@ void ClientSession::on_read_header(error_code ec, std::size_t) {
     return respond_error(http::status::service_unavailable, "draining: retry on a new connection");
   if (!routable_target(request.target()))
     return respond_error(http::status::bad_request, "unsupported request target");
-  if (client_version_ >= 11 && request.find(http::field::host) == request.end())
-    return respond_error(http::status::bad_request, "missing Host header");
+  if (auto problem = framing_problem(request, client_version_); !problem.empty())
+    return respond_error(http::status::bad_request, problem);
 
   if (parser_->is_done()) return route();
   if (ieq(request[http::field::expect], "100-continue")) return do_continue();
