@@ -197,6 +197,15 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
+        if srv.status in (204, 304) or 100 <= srv.status < 200:
+            self.send_response(srv.status)
+            if srv.status == 304:
+                self.send_header("ETag", '"v1"')
+                self.send_header("Content-Length", str(len(payload)))  # of the representation; no body follows
+            for k, v in srv.extra_response_headers:
+                self.send_header(k, v)
+            self.end_headers()
+            return
         self.send_response(srv.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -236,6 +245,7 @@ class EchoHTTPServer(_QuietServerMixin, http.server.ThreadingHTTPServer):
         self.status = 200
         self.extra_response_headers = []
         self.connections = 0
+        self.closed_connections = 0  # connections whose handler finished (peer closed or timed out)
         self.live = []
         super().__init__(addr, EchoHandler)
 
@@ -259,6 +269,9 @@ class EchoHTTPServer(_QuietServerMixin, http.server.ThreadingHTTPServer):
             super().finish_request(request, client_address)
         except (ssl.SSLError, OSError):
             pass
+        finally:
+            with self.lock:
+                self.closed_connections += 1
 
 
     def close_connections(self):
@@ -320,6 +333,18 @@ class Upstream:
     @property
     def connections(self):
         return sum(s.connections for s in self.servers)
+
+    @property
+    def closed_connections(self):
+        return sum(s.closed_connections for s in self.servers)
+
+    @property
+    def extra_response_headers(self):
+        return self.servers[0].extra_response_headers
+
+    @extra_response_headers.setter
+    def extra_response_headers(self, v):
+        self._set("extra_response_headers", v)
 
     def url(self, host: str = "127.0.0.1", base: str = "") -> str:
         return "%s://%s:%d%s" % ("https" if self.tls else "http", host, self.port, base)

@@ -95,6 +95,13 @@ class RoutingTest(h.FigTestCase):
         self.assertRoutedTo(d.get("/orders/archived", user="x"), "B1", "/v2/orders/archived")
         self.assertRoutedTo(d.get("/orders/7", user="x"), "B1", "/v2/orders/7")
 
+    def test_root_route_catches_unmapped_paths(self):
+        d = self.daemon(self.store(100, **{"route:/": "B2 /all"}))
+        self.assertRoutedTo(d.get("/orders/1", user="hello"), "B1", "/v2/orders/1")
+        self.assertRoutedTo(d.get("/anything/else?q=1", user="hello"), "B2", "/all/anything/else?q=1")
+        self.assertRoutedTo(d.get("/", user="hello"), "B2")
+        self.assertRoutedTo(d.get("/anything"), "A", "/anything")
+
     def test_anonymous_and_non_basic_go_to_legacy(self):
         d = self.daemon(self.store(100))
         hello_pw = base64.b64encode(b"hello:pw").decode()  # aGVsbG86cHc=
@@ -285,6 +292,83 @@ class RoutingTest(h.FigTestCase):
         cookies = [v for k, v in r.header_list if k.lower() == "set-cookie"]
         self.assertEqual(cookies, ["a=1", "b=2"])
         self.assertEqual(r.echo["upstream"], "B1")
+
+    def test_upstream_hop_by_hop_response_headers_and_connection_close(self):
+        # B1 closes its connection after every response and sends hop-by-hop headers
+        self.b1.extra_response_headers = [("Connection", "close, X-Resp-Hop"), ("Keep-Alive", "timeout=1"),
+                                          ("X-Resp-Hop", "secret"), ("Proxy-Connection", "close"),
+                                          ("X-End-To-End", "kept")]
+        d = self.daemon(self.store(100))
+        conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=h.SOCKET_TIMEOUT)
+        try:
+            first = None
+            for i in range(5):
+                r = h.read_response(conn, "GET", "/orders/%d" % i, {"Authorization": basic("hello")})
+                self.assertRoutedTo(r, "B1", "/v2/orders/%d" % i, "request %d to an upstream that closes" % i)
+                for gone in ("keep-alive", "x-resp-hop", "proxy-connection"):
+                    self.assertNotIn(gone, r.headers, "hop-by-hop response header %r relayed" % gone)
+                self.assertEqual(r.headers.get("x-end-to-end"), "kept")
+                self.assertNotIn("close", (r.headers.get("connection") or "").lower(),
+                                 "the upstream's Connection: close must not close the client connection")
+                first = first or conn.sock
+                self.assertIs(conn.sock, first)
+        finally:
+            conn.close()
+
+    def test_bodyless_statuses_passed_through(self):
+        d = self.daemon(self.store(100))
+        conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=h.SOCKET_TIMEOUT)
+        try:
+            for status in (204, 304, 204):
+                self.b1.status = status
+                r = h.read_response(conn, "GET", "/orders/1", {"Authorization": basic("hello")})
+                self.assertEqual(r.status, status, r)
+                self.assertEqual(r.body, b"")
+                self.assertEqual(r.upstream, "B1")
+            self.b1.status = 200
+            # the connection is still in sync after bodyless responses
+            r = h.read_response(conn, "GET", "/orders/2", {"Authorization": basic("hello")})
+            self.assertRoutedTo(r, "B1", "/v2/orders/2")
+        finally:
+            conn.close()
+
+    def test_expect_100_continue(self):
+        d = self.daemon(self.store(100))
+        s = h.socket.create_connection(("127.0.0.1", d.port), timeout=h.SOCKET_TIMEOUT)
+        data = b""
+        try:
+            s.sendall(b"PUT /orders/9 HTTP/1.1\r\nHost: x\r\nAuthorization: " + basic("hello").encode() +
+                      b"\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n")
+            s.settimeout(1.5)  # like curl: wait a little for 100 Continue, then send anyway
+            try:
+                data = s.recv(65536)
+            except h.socket.timeout:
+                pass
+            s.sendall(b"hello world")
+            deadline = h.time.time() + 5
+            while h.time.time() < deadline:
+                # drop interim 1xx responses, stop once the final response is complete
+                final = data
+                while h.re.match(rb"HTTP/1\.1 1\d\d [^\r]*\r\n(?:[^\r]+\r\n)*\r\n", final):
+                    final = final.split(b"\r\n\r\n", 1)[1]
+                if final and h._response_complete(final):
+                    break
+                s.settimeout(max(0.05, deadline - h.time.time()))
+                try:
+                    chunk = s.recv(65536)
+                except h.socket.timeout:
+                    break
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            s.close()
+        self.assertTrue(final.startswith(b"HTTP/1.1 200") and h._response_complete(final),
+                        "no complete final response within 5 s after the body; got %r" % data)
+        interim = h.re.findall(rb"HTTP/1\.1 100[^\r]*", data)
+        self.assertLessEqual(len(interim), 1, "more than one 100 Continue relayed: %r" % data)
+        echo = h.json.loads(final.split(b"\r\n\r\n", 1)[1])
+        self.assertEqual((echo["upstream"], echo["path"], echo["body_len"]), ("B1", "/v2/orders/9", 11))
 
     def test_redirect_mode(self):
         kv = self.store(50, mode="redirect")

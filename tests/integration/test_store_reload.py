@@ -85,6 +85,38 @@ class StoreReloadTest(h.FigTestCase):
                      message="route /carts removed")
         self.assertTrue(d.alive())
 
+    def test_every_worker_sees_the_new_version(self):
+        d = self.daemon(self.store(0), config={"workers": 2})
+        d.write_store(self.store(100))
+        self.wait_route(d, "B1", why="reload")
+        time.sleep(0.3)
+        # fresh connections land on either worker (SO_REUSEPORT): all must route with the new version
+        seen = [self.who(d) for _ in range(30)]
+        self.assertEqual(seen, ["B1"] * 30, "some worker still serves the old version")
+
+    def test_upstream_url_change_takes_effect(self):
+        d = self.daemon(self.store(100))
+        conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=h.SOCKET_TIMEOUT)
+        try:
+            r = h.read_response(conn, "GET", "/orders/1", {"Authorization": basic("hello")})
+            self.assertRoutedTo(r, "B1", "/v2/orders/1")
+            b1new = self.upstream("B1")  # a new server for the same name
+            kv = self.store(100)
+            kv["APIGW_B1_URL"] = b1new.url(base="/next")
+            d.write_store(kv)
+
+            def on_new():
+                r = h.read_response(conn, "GET", "/orders/2", {"Authorization": basic("hello")})
+                return r.status == 200 and r.echo["path"] == "/next/v2/orders/2"
+            h.eventually(on_new, 3.0, message="requests reach the new B1 URL")
+            before_old = len(self.b1.requests)
+            for i in range(10):
+                r = h.read_response(conn, "GET", "/orders/%d" % i, {"Authorization": basic("hello")})
+                self.assertRoutedTo(r, "B1", "/next/v2/orders/%d" % i)
+            self.assertEqual(len(self.b1.requests), before_old, "the old B1 origin is still used")
+        finally:
+            conn.close()
+
     def test_requests_in_flight_during_edits_all_succeed(self):
         d = self.daemon(self.store(0))
         stop = threading.Event()

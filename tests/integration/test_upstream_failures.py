@@ -251,6 +251,18 @@ class UpstreamFailureTest(h.FigTestCase):
             b1.close_connections()
             time.sleep(0.2)
 
+    def test_pooled_upstream_connections_closed_after_upstream_idle_ms(self):
+        b1 = self.upstream("B1")
+        d = self.daemon(self.store(b1.url()), config={"timeouts": {"upstream_idle_ms": 500}})
+        for i in range(3):
+            self.assertRoutedTo(d.get("/orders/%d" % i, user=MIGRATED), "B1")
+        opened = b1.connections
+        self.assertGreaterEqual(opened, 1)
+        # the echo server itself only gives up after 10 s: an earlier close is the proxy's pool
+        h.eventually(lambda: b1.closed_connections >= opened, 4.0,
+                     message="pooled upstream connections closed after upstream_idle_ms=500")
+        self.assertRoutedTo(d.get("/orders/9", user=MIGRATED), "B1", "/v2/orders/9")
+
     def test_upstream_recovers(self):
         port = h.closed_port()
         d = self.daemon(self.store("http://127.0.0.1:%d" % port))
