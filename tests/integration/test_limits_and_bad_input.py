@@ -239,6 +239,35 @@ class LimitsTest(h.FigTestCase):
         self.assertLess(time.time() - t0, 9.0)
         self.assertServes(d, "slowloris")
 
+    def test_client_that_never_reads_is_cut_off(self):
+        # a 30 MB response to a client that never reads: client_write_ms bounds it, others are served
+        d = self.daemon(self.store(), config={"timeouts": {"client_write_ms": 1000}})
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=h.SOCKET_TIMEOUT)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        try:
+            s.sendall(b"GET /big?__size=30000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.5)
+            self.assertServes(d, "a stalled reader")
+            time.sleep(2.5)
+            # now drain: the proxy must have given up (connection closed before 30 MB arrived)
+            s.settimeout(5)
+            total = 0
+            deadline = time.time() + 8
+            while time.time() < deadline:
+                try:
+                    chunk = s.recv(1 << 20)
+                except socket.timeout:
+                    self.fail("stalled connection neither closed nor completed (%d bytes read)" % total)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                total += len(chunk)
+            self.assertLess(total, 30_000_000, "the proxy waited for the stalled reader beyond client_write_ms")
+        finally:
+            s.close()
+        self.assertServes(d, "client_write_ms")
+
     def test_idle_keepalive_connection_closed(self):
         d = self.daemon(self.store(), config={"timeouts": {"client_idle_ms": 800}})
         conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=h.SOCKET_TIMEOUT)

@@ -158,14 +158,22 @@ class RoutingTest(h.FigTestCase):
                 d.stop()
 
     def test_hash_salt(self):
-        salt = "pepper"
-        users = [u for u in USERS if (bucket_of(u, salt) < 50) != (bucket_of(u) < 50)]
-        self.assertTrue(users, "test data: some users must change group with the salt")
-        d = self.daemon(self.store(50, **{"hash-salt": salt}))
-        for user in USERS:
-            want = "B1" if bucket_of(user, salt) < 50 else "A"
-            self.assertRoutedTo(d.get("/orders/5", user=user), want, msg="user %r salted bucket %d"
-                                % (user, bucket_of(user, salt)))
+        d = None
+        for salt in ("pepper", "s\u00e4lz\U0001F600"):
+            users = [u for u in USERS if (bucket_of(u, salt) < 50) != (bucket_of(u) < 50)]
+            self.assertTrue(users, "test data: some users must change group with the salt")
+            kv = self.store(50, **{"hash-salt": salt})
+            if d is None:
+                d = self.daemon(kv)
+            else:
+                d.write_store(kv)
+                h.eventually(lambda: all(d.get("/orders/5", user=u).echo["upstream"] ==
+                                         ("B1" if bucket_of(u, salt) < 50 else "A") for u in users[:3]),
+                             3.0, message="salt %r applied" % salt)
+            for user in USERS:
+                want = "B1" if bucket_of(user, salt) < 50 else "A"
+                self.assertRoutedTo(d.get("/orders/5", user=user), want, msg="salt %r user %r salted bucket %d"
+                                    % (salt, user, bucket_of(user, salt)))
 
     def test_base_path_joining(self):
         kv = self.store(100)
