@@ -11,6 +11,7 @@
 
 #include "figshift/config.hpp"
 #include "figshift/routing.hpp"
+#include "figshift/telemetry.hpp"
 
 namespace figshift {
 
@@ -28,6 +29,10 @@ class Server {
 
   // Hands a new snapshot to every worker; requests already running keep theirs.
   void publish(std::shared_ptr<const Snapshot> snapshot);
+
+  // Every worker's counters, each copied on its own thread, merged. Blocks the
+  // caller up to `timeout`; a worker that does not answer in time is left out.
+  TrafficStats collect_stats(std::chrono::milliseconds timeout) const;
 
   // Stops accepting, closes idle connections, lets in-flight requests finish.
   void drain();

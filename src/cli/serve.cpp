@@ -2,11 +2,15 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
+#include <atomic>
 #include <iostream>
+#include <thread>
 
+#include "figshift/admin.hpp"
 #include "figshift/cli.hpp"
 #include "figshift/config.hpp"
 #include "figshift/proxy.hpp"
@@ -64,8 +68,10 @@ int run_serve(const std::string& config_path) {
   std::signal(SIGPIPE, SIG_IGN);
   Config config;
   std::unique_ptr<Store> store;
+  std::string admin_token;
   try {
     config = load_config(config_path);
+    admin_token = load_admin_token(config);
     setup_logging(config.log_level);
     store = open_store(config.store.path, config.store.seed);
   } catch (const std::exception& e) {
@@ -75,18 +81,33 @@ int run_serve(const std::string& config_path) {
   spdlog::info("store {} at version {} (etag {})", store->backend().describe(), store->version(),
                store->etag());
 
+  // The control thread: signals, store file watching and the admin API.
   asio::io_context control;
   asio::signal_set signals(control, SIGINT, SIGTERM, SIGHUP);
+  std::atomic<bool> draining{false};
   std::unique_ptr<Server> server;
+  std::unique_ptr<AdminServer> admin;
   try {
     server = std::make_unique<Server>(config, store->snapshot());
     store->subscribe([&server](const auto& snapshot) { server->publish(snapshot); });
     server->start();
+    admin = std::make_unique<AdminServer>(
+        control, config,
+        AdminContext{*store, admin_token,
+                     [&server] { return server->collect_stats(std::chrono::seconds(1)); },
+                     [&draining] { return draining.load(); }, [] {
+                       using namespace std::chrono;
+                       return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
+                           .count();
+                     }});
+    admin->start();
   } catch (const std::exception& e) {
     spdlog::critical("cannot start: {}", e.what());
     return 1;
   }
   StoreWatcher watcher(control, *store, config.store.reload_interval);
+  std::thread joiner;
+  bool drained = false;
 
   std::function<void(boost::system::error_code, int)> on_signal =
       [&](boost::system::error_code ec, int signal) {
@@ -98,14 +119,20 @@ int run_serve(const std::string& config_path) {
         }
         spdlog::info("received {}: draining (up to {} ms)", signal == SIGTERM ? "SIGTERM" : "SIGINT",
                      config.timeouts.drain.count());
+        draining = true;
         server->drain();
         watcher.stop();
         signals.cancel();
+        // /readyz answers 503 while the workers finish; the admin API closes after them.
+        joiner = std::thread([&] {
+          drained = server->join(config.timeouts.drain);
+          asio::post(control, [&] { admin->stop(); });
+        });
       };
   signals.async_wait(on_signal);
   control.run();
+  if (joiner.joinable()) joiner.join();
 
-  const bool drained = server->join(config.timeouts.drain);
   if (drained)
     spdlog::info("drained, exiting");
   else

@@ -49,6 +49,24 @@ std::string_view framing_problem(const Request& request, unsigned version) {
   return {};
 }
 
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+UpstreamErrorKind error_kind(UpstreamError error) {
+  switch (error) {
+    case UpstreamError::dns_failed:
+    case UpstreamError::connect_failed: return UpstreamErrorKind::connect;
+    case UpstreamError::connect_timeout:
+    case UpstreamError::response_timeout: return UpstreamErrorKind::timeout;
+    case UpstreamError::tls_failed: return UpstreamErrorKind::tls;
+    case UpstreamError::reset: return UpstreamErrorKind::reset;
+    case UpstreamError::bad_response:
+    case UpstreamError::response_too_large: return UpstreamErrorKind::bad_response;
+  }
+  return UpstreamErrorKind::reset;
+}
+
 std::int64_t unix_ms_now() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
@@ -163,11 +181,11 @@ void ClientSession::on_read_body(error_code ec, std::size_t) {
 }
 
 void ClientSession::route() {
-  ++worker_.counters().requests;
   snapshot_ = worker_.snapshot();
   auto& request = parser_->get();
   decision_ = decide(RequestHead{request.target(), request[http::field::authorization]},
                      *snapshot_, unix_ms_now());
+  routed_ = true;
   const Upstream& upstream = *decision_.upstream;
 
   if (snapshot_->mode == Mode::redirect) {
@@ -186,6 +204,7 @@ void ClientSession::route() {
 
 void ClientSession::do_upstream() {
   retried_ = false;
+  upstream_started_ = std::chrono::steady_clock::now();
   upstream_ = worker_.pool().acquire(decision_.upstream->origin);
   upstream_reused_ = upstream_ != nullptr;
   if (upstream_) return do_upstream_write();
@@ -196,6 +215,7 @@ void ClientSession::do_resolve() {
   const Upstream& upstream = *decision_.upstream;
   upstream_ = std::make_unique<UpstreamConnection>(
       stream_.get_executor(), upstream.tls ? &worker_.tls_context() : nullptr, upstream.origin);
+  ++worker_.stats().upstream_connections_opened;
   upstream_->tcp().expires_after(worker_.config().timeouts.upstream_connect);
 
   error_code ec;
@@ -306,6 +326,7 @@ void ClientSession::on_upstream_read(error_code ec, std::size_t) {
     worker_.pool().release(std::move(upstream_));
   }
   upstream_.reset();
+  upstream_stats().latency.observe(seconds_since(upstream_started_));
   make_client_response(response, head_request_, client_version_,
                        keep_alive_ && !worker_.draining(), worker_.config().debug_header,
                        decision_.upstream->name);
@@ -319,7 +340,7 @@ bool ClientSession::retry_on_fresh_connection(error_code ec) {
   if (upstream_parser_ && upstream_parser_->got_some()) return false;
   if (ec == beast::error::timeout) return false;
   retried_ = true;
-  ++worker_.counters().upstream_retries;
+  ++worker_.stats().upstream_retries;
   spdlog::debug("conn {}: pooled connection to {} was stale ({}), retrying on a new one", id_,
                 decision_.upstream->origin, ec.message());
   do_resolve();
@@ -331,6 +352,9 @@ void ClientSession::upstream_failed(UpstreamError error, error_code ec) {
                decision_.upstream->origin, describe(error), ec.message());
   upstream_.reset();
   resolver_.reset();
+  auto& stats = upstream_stats();
+  ++stats.errors[static_cast<std::size_t>(error_kind(error))];
+  stats.latency.observe(seconds_since(upstream_started_));
   auto response = json_error(status_for(error), describe(error), client_version_,
                              keep_alive_ && !worker_.draining());
   if (!worker_.config().debug_header.empty())
@@ -339,12 +363,24 @@ void ClientSession::upstream_failed(UpstreamError error, error_code ec) {
 }
 
 void ClientSession::respond_error(http::status status, std::string_view message) {
+  ++worker_.stats().rejected_requests;
   // After a malformed or refused request the rest of the stream cannot be trusted.
   do_write(json_error(status, message, client_version_ ? client_version_ : 11, false));
 }
 
+UpstreamStats& ClientSession::upstream_stats() {
+  return worker_.stats().upstreams[decision_.upstream->name];
+}
+
 void ClientSession::do_write(Response response) {
   response_ = std::move(response);
+  if (routed_) {
+    auto& stats = upstream_stats();
+    const auto status_class = std::clamp(response_.result_int() / 100, 1u, 5u);
+    ++stats.responses_by_class[status_class - 1];
+    ++stats.requests_by_group[decision_.group == Group::migrated ? 1 : 0];
+    routed_ = false;
+  }
   close_after_write_ = !response_.keep_alive();
   stream_.expires_after(worker_.config().timeouts.client_write);
   http::async_write(stream_, response_,
@@ -382,7 +418,7 @@ void ClientSession::do_linger_read() {
 }
 
 void ClientSession::fail(error_code ec, const char* what) {
-  ++worker_.counters().failures;
+  ++worker_.stats().failures;
   spdlog::debug("conn {}: {}: {}", id_, what, ec.message());
   close();
 }

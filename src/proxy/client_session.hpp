@@ -9,12 +9,14 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "figshift/routing.hpp"
+#include "figshift/telemetry.hpp"
 #include "proxy/http_rewrite.hpp"
 #include "proxy/upstream_error.hpp"
 #include "proxy/upstream_pool.hpp"
@@ -61,6 +63,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void on_linger(error_code ec, std::size_t);
   void respond_error(http::status status, std::string_view message);
   void fail(error_code ec, const char* what);
+  UpstreamStats& upstream_stats();
   void close();
 
   Worker& worker_;
@@ -76,6 +79,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // Per request: the snapshot it was routed with stays alive until the response is written.
   std::shared_ptr<const Snapshot> snapshot_;
   Decision decision_;
+  bool routed_ = false;  // decision_ holds this request's route (counted once in do_write)
+  std::chrono::steady_clock::time_point upstream_started_;
   Request upstream_request_;
   bool head_request_ = false;
   bool keep_alive_ = false;

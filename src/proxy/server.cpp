@@ -1,7 +1,9 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -90,6 +92,24 @@ std::vector<std::string> Server::bound_addresses() const {
 
 void Server::publish(std::shared_ptr<const Snapshot> snapshot) {
   for (auto& worker : impl_->workers) worker->publish(snapshot);
+}
+
+TrafficStats Server::collect_stats(std::chrono::milliseconds timeout) const {
+  std::vector<std::future<TrafficStats>> copies;
+  for (const auto& worker : impl_->workers) {
+    auto task = std::make_shared<std::packaged_task<TrafficStats()>>(
+        [w = worker.get()] { return w->collect(); });
+    copies.push_back(task->get_future());
+    asio::post(worker->io_context(), [task] { (*task)(); });
+  }
+  TrafficStats total;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (auto& copy : copies)
+    if (copy.wait_until(deadline) == std::future_status::ready) try {
+        total.merge(copy.get());
+      } catch (const std::future_error&) {  // that worker has already stopped
+      }
+  return total;
 }
 
 void Server::drain() {

@@ -73,7 +73,7 @@ void Worker::on_accept(std::size_t acceptor, boost::system::error_code ec,
   if (ec == asio::error::operation_aborted || !acceptors_[acceptor].is_open()) return;
   if (ec) {
     // An accept error never stops the listener: pause, then accept again.
-    if (counters_.accept_errors++ % 1000 == 0)
+    if (stats_.accept_errors++ % 1000 == 0)
       spdlog::warn("worker {}: accept failed: {} (pausing {} ms)", index_, ec.message(),
                    accept_error_pause.count());
     auto& timer = *accept_backoff_[acceptor];
@@ -84,11 +84,11 @@ void Worker::on_accept(std::size_t acceptor, boost::system::error_code ec,
     return;
   }
   if (sessions_.size() >= config_.limits.max_connections) {
-    ++counters_.connections_refused;
+    ++stats_.connections_refused;
     boost::system::error_code ignored;
     socket.close(ignored);
   } else {
-    ++counters_.connections_accepted;
+    ++stats_.connections_accepted;
     boost::system::error_code ignored;
     socket.set_option(asio::ip::tcp::no_delay(true), ignored);
     std::make_shared<ClientSession>(*this, std::move(socket))->start();
@@ -125,6 +125,13 @@ void Worker::drain() {
       if (auto session = weak.lock()) live.push_back(std::move(session));
     for (auto& session : live) session->on_drain();
   });
+}
+
+TrafficStats Worker::collect() const {
+  TrafficStats copy = stats_;
+  copy.active_connections = sessions_.size();
+  copy.upstream_idle_connections = pool_.idle_count();
+  return copy;
 }
 
 void Worker::add_session(std::uint64_t id, std::weak_ptr<ClientSession> session) {

@@ -14,21 +14,12 @@
 
 #include "figshift/config.hpp"
 #include "figshift/routing.hpp"
+#include "figshift/telemetry.hpp"
 #include "proxy/upstream_pool.hpp"
 
 namespace figshift::proxy {
 
 class ClientSession;
-
-// Plain per-worker counters: only this worker writes them, so no atomics.
-struct WorkerCounters {
-  std::uint64_t connections_accepted = 0;
-  std::uint64_t connections_refused = 0;
-  std::uint64_t accept_errors = 0;
-  std::uint64_t requests = 0;
-  std::uint64_t upstream_retries = 0;
-  std::uint64_t failures = 0;  // fail(ec, what) calls
-};
 
 class Worker {
  public:
@@ -49,7 +40,9 @@ class Worker {
   const Config& config() const { return config_; }
   UpstreamPool& pool() { return pool_; }
   asio::ssl::context& tls_context() { return tls_context_; }
-  WorkerCounters& counters() { return counters_; }
+  TrafficStats& stats() { return stats_; }
+  // A copy of this worker's counters; call on the worker's thread.
+  TrafficStats collect() const;
   bool draining() const { return draining_; }
   std::uint64_t next_connection_id() { return (next_id_++ << 8) | index_; }
   void add_session(std::uint64_t id, std::weak_ptr<ClientSession> session);
@@ -70,7 +63,7 @@ class Worker {
   asio::steady_timer sweep_timer_;
   UpstreamPool pool_;
   std::shared_ptr<const Snapshot> snapshot_;
-  WorkerCounters counters_;
+  TrafficStats stats_;
   std::unordered_map<std::uint64_t, std::weak_ptr<ClientSession>> sessions_;
   std::uint64_t next_id_ = 1;
   bool draining_ = false;

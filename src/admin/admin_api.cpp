@@ -1,0 +1,246 @@
+#include "admin/admin_api.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace figshift::admin {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::string_view kv_prefix = "/admin/kv/";
+constexpr std::int64_t max_shift_seconds = 86'400;
+
+ApiResponse reply(unsigned status, const json& body) { return {status, body.dump() + "\n", {}}; }
+
+ApiResponse error(unsigned status, std::string_view message) {
+  return reply(status, json{{"error", message}});
+}
+
+ApiResponse method_not_allowed(const char* allow) {
+  auto res = error(405, "method not allowed");
+  res.headers.emplace_back("Allow", allow);
+  return res;
+}
+
+ApiResponse write_result(const WriteResult& result, const Store& store) {
+  switch (result.status) {
+    case WriteStatus::ok: {
+      auto res = reply(200, json{{"etag", result.etag}, {"version", store.version()}});
+      res.headers.emplace_back("ETag", result.etag);
+      return res;
+    }
+    case WriteStatus::precondition_failed: return error(412, result.message);
+    case WriteStatus::invalid: return error(400, result.message);
+    case WriteStatus::io_error: return error(500, result.message);
+  }
+  return error(500, "unexpected write status");
+}
+
+std::optional<std::string> if_match_of(const ApiRequest& request) {
+  if (request.if_match.empty()) return std::nullopt;
+  return request.if_match;
+}
+
+json status_json(AdminContext& context) {
+  const auto snapshot = context.store.snapshot();
+  const auto now = context.now_ms();
+  json ramp = nullptr;
+  if (const auto& r = snapshot->ramp) {
+    const auto elapsed = std::clamp<std::int64_t>(now - r->start_ms, 0, r->duration_ms);
+    const bool active = now < r->start_ms + r->duration_ms;
+    ramp = {{"from", r->from},
+            {"to", r->to},
+            {"start_ms", r->start_ms},
+            {"duration_ms", r->duration_ms},
+            {"progress", r->duration_ms ? static_cast<double>(elapsed) / r->duration_ms : 1.0},
+            {"remaining_ms", r->duration_ms - elapsed},
+            {"active", active}};
+  }
+  json upstreams = json::array();
+  for (const auto& u : snapshot->upstreams) upstreams.push_back({{"name", u.name}, {"url", u.url}});
+  json routes = json::array();
+  for (const auto& route : snapshot->routes.routes())
+    routes.push_back({{"prefix", route.prefix},
+                      {"upstream", snapshot->upstreams[route.upstream].name},
+                      {"replacement", route.replacement ? json(*route.replacement) : json(nullptr)}});
+  json requests = json::object();
+  for (const auto& u : snapshot->upstreams) requests[u.name] = 0;
+  for (const auto& [name, stats] : context.stats().upstreams) requests[name] = stats.requests();
+  return {{"split", snapshot->split_at(now)},
+          {"traffic_split", snapshot->split},
+          {"ramp", ramp},
+          {"mode", snapshot->mode == Mode::redirect ? "redirect" : "proxy"},
+          {"legacy_upstream", snapshot->upstreams[snapshot->legacy].name},
+          {"hash_salt_set", !snapshot->salt.empty()},
+          {"version", snapshot->version},
+          {"etag", snapshot->etag},
+          {"upstreams", upstreams},
+          {"routes", routes},
+          {"requests", requests},
+          {"draining", context.draining()}};
+}
+
+ApiResponse traffic_shift(const ApiRequest& request, AdminContext& context) {
+  json body;
+  try {
+    body = json::parse(request.body);
+  } catch (const json::parse_error&) {
+    return error(400, "body must be JSON {\"percent\":P,\"seconds\":S}");
+  }
+  if (!body.is_object()) return error(400, "body must be JSON {\"percent\":P,\"seconds\":S}");
+  for (const auto& [name, _] : body.items())
+    if (name != "percent" && name != "seconds") return error(400, "unknown field \"" + name + "\"");
+  const auto percent = body.find("percent");
+  if (percent == body.end() || !percent->is_number_integer() || percent->get<std::int64_t>() < 0 ||
+      percent->get<std::int64_t>() > 100)
+    return error(400, "percent: must be an integer from 0 to 100");
+  std::int64_t seconds = 0;
+  if (auto s = body.find("seconds"); s != body.end()) {
+    if (!s->is_number_integer() || s->get<std::int64_t>() < 0 ||
+        s->get<std::int64_t>() > max_shift_seconds)
+      return error(400, "seconds: must be an integer from 0 to " + std::to_string(max_shift_seconds));
+    seconds = s->get<std::int64_t>();
+  }
+  const int target = percent->get<int>();
+  const auto snapshot = context.store.snapshot();
+  const auto now = context.now_ms();
+  Batch batch;
+  batch.puts.emplace_back("traffic-split", std::to_string(target));
+  if (seconds > 0) {
+    batch.puts.emplace_back("traffic-ramp", json{{"from", snapshot->split_at(now)},
+                                                 {"to", target},
+                                                 {"start_ms", now},
+                                                 {"duration_ms", seconds * 1000}}
+                                                .dump());
+  } else {
+    batch.deletes.push_back("traffic-ramp");
+  }
+  // The ramp starts from the split this snapshot gives: refuse if the store moved meanwhile.
+  auto if_match = if_match_of(request);
+  if (!if_match) if_match = snapshot->etag;
+  auto result = context.store.apply(batch, if_match);
+  if (result.status != WriteStatus::ok) return write_result(result, context.store);
+  return reply(200, status_json(context));
+}
+
+ApiResponse rollback(AdminContext& context) {
+  Batch batch;
+  batch.puts.emplace_back("traffic-split", "0");
+  batch.deletes.push_back("traffic-ramp");
+  auto result = context.store.apply(batch);
+  if (result.status != WriteStatus::ok) return write_result(result, context.store);
+  return reply(200, status_json(context));
+}
+
+ApiResponse kv_all(const ApiRequest& request, AdminContext& context) {
+  if (request.method == "GET") {
+    ApiResponse res{200, to_kvs_json(context.store.items()), {}};
+    res.headers.emplace_back("ETag", context.store.etag());
+    return res;
+  }
+  if (request.method != "POST") return method_not_allowed("GET, POST");
+  json body;
+  try {
+    body = json::parse(request.body);
+  } catch (const json::parse_error&) {
+    return error(400, "body must be JSON {\"puts\":[{\"key\",\"value\"}],\"deletes\":[{\"key\"}]}");
+  }
+  if (!body.is_object()) return error(400, "body must be a JSON object");
+  Batch batch;
+  for (const auto& [name, list] : body.items()) {
+    if (name != "puts" && name != "deletes") return error(400, "unknown field \"" + name + "\"");
+    if (!list.is_array()) return error(400, name + ": must be an array");
+    for (const auto& item : list) {
+      const bool put = name == "puts";
+      if (!item.is_object() || !item.contains("key") || !item["key"].is_string() ||
+          (put && (!item.contains("value") || !item["value"].is_string())) ||
+          item.size() != (put ? 2u : 1u))
+        return error(400, name + (put ? ": items must be {\"key\": string, \"value\": string}"
+                                      : ": items must be {\"key\": string}"));
+      if (put)
+        batch.puts.emplace_back(item["key"].get<std::string>(), item["value"].get<std::string>());
+      else
+        batch.deletes.push_back(item["key"].get<std::string>());
+    }
+  }
+  return write_result(context.store.apply(batch, if_match_of(request)), context.store);
+}
+
+ApiResponse kv_one(const ApiRequest& request, const std::string& key, AdminContext& context) {
+  if (request.method == "GET") {
+    const auto items = context.store.items();
+    const auto it = items.find(key);
+    if (it == items.end()) return error(404, "no such key: " + key);
+    auto res = reply(200, json{{"key", key}, {"value", it->second}});
+    res.headers.emplace_back("ETag", context.store.etag());
+    return res;
+  }
+  Batch batch;
+  if (request.method == "PUT") {
+    batch.puts.emplace_back(key, request.body);
+  } else if (request.method == "DELETE") {
+    if (!context.store.items().count(key)) return error(404, "no such key: " + key);
+    batch.deletes.push_back(key);
+  } else {
+    return method_not_allowed("GET, PUT, DELETE");
+  }
+  return write_result(context.store.apply(batch, if_match_of(request)), context.store);
+}
+
+}  // namespace
+
+std::optional<std::string> percent_decode(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out += text[i];
+      continue;
+    }
+    if (i + 2 >= text.size() || !std::isxdigit(static_cast<unsigned char>(text[i + 1])) ||
+        !std::isxdigit(static_cast<unsigned char>(text[i + 2])))
+      return std::nullopt;
+    out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
+    i += 2;
+  }
+  return out;
+}
+
+ApiResponse handle(const ApiRequest& request, AdminContext& context) {
+  const std::string_view target = request.target;
+  const std::string_view path = target.substr(0, target.find('?'));
+
+  if (path == "/healthz") return reply(200, json{{"status", "ok"}});
+  if (path == "/readyz")
+    return context.draining() ? reply(503, json{{"status", "draining"}})
+                              : reply(200, json{{"status", "ready"}});
+
+  // Everything else needs the token, and answers 401 before revealing whether the route exists.
+  if (!context.token.empty() && !bearer_matches(request.authorization, context.token)) {
+    auto res = error(401, "unauthorized");
+    res.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"figshift-admin\"");
+    return res;
+  }
+
+  if (path == "/admin/status") {
+    if (request.method != "GET") return method_not_allowed("GET");
+    return reply(200, status_json(context));
+  }
+  if (path == "/admin/traffic-shift") {
+    if (request.method != "POST") return method_not_allowed("POST");
+    return traffic_shift(request, context);
+  }
+  if (path == "/admin/rollback") {
+    if (request.method != "POST") return method_not_allowed("POST");
+    return rollback(context);
+  }
+  if (path == "/admin/kv") return kv_all(request, context);
+  if (path.starts_with(kv_prefix) && path.size() > kv_prefix.size()) {
+    auto key = percent_decode(path.substr(kv_prefix.size()));
+    if (!key) return error(400, "malformed percent-encoding in the key");
+    return kv_one(request, *key, context);
+  }
+  return error(404, "no such admin route: " + std::string(path));
+}
+
+}  // namespace figshift::admin

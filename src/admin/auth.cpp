@@ -1,0 +1,52 @@
+#include <openssl/crypto.h>
+
+#include <boost/asio/ip/address.hpp>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "figshift/admin.hpp"
+
+namespace figshift {
+
+std::string load_admin_token(const Config& config) {
+  std::string token;
+  if (!config.admin.token_file.empty()) {
+    std::ifstream in(config.admin.token_file, std::ios::binary);
+    if (!in) throw ConfigError("admin.token_file: cannot read " + config.admin.token_file.string());
+    std::stringstream text;
+    text << in.rdbuf();
+    token = text.str();
+    while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' '))
+      token.pop_back();
+    if (token.empty()) throw ConfigError("admin.token_file: " + config.admin.token_file.string() + " is empty");
+  } else if (!config.admin.token_env.empty()) {
+    const char* value = std::getenv(config.admin.token_env.c_str());
+    if (!value || !*value)
+      throw ConfigError("admin.token_env: environment variable " + config.admin.token_env +
+                        " is not set or empty");
+    token = value;
+  }
+  boost::system::error_code ec;
+  const auto address = boost::asio::ip::make_address(config.admin.listen.address, ec);
+  if (ec) throw ConfigError("admin.address: \"" + config.admin.listen.address + "\" is not an IP address");
+  if (!address.is_loopback() && token.empty())
+    throw ConfigError("admin.address: " + config.admin.listen.address +
+                      " is not a loopback address; configure admin.token_file or admin.token_env");
+  return token;
+}
+
+bool bearer_matches(std::string_view authorization, std::string_view token) {
+  constexpr std::string_view scheme = "Bearer ";
+  if (authorization.size() < scheme.size()) return false;
+  for (std::size_t i = 0; i < scheme.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) !=
+        std::tolower(static_cast<unsigned char>(scheme[i])))
+      return false;
+  auto presented = authorization.substr(scheme.size());
+  // Length is not secret (the token's length is fixed by the operator); the bytes are.
+  return presented.size() == token.size() &&
+         CRYPTO_memcmp(presented.data(), token.data(), token.size()) == 0;
+}
+
+}  // namespace figshift

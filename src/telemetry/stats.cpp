@@ -1,0 +1,48 @@
+#include <algorithm>
+
+#include "figshift/telemetry.hpp"
+
+namespace figshift {
+
+void LatencyHistogram::observe(double seconds) {
+  const auto it = std::lower_bound(bounds.begin(), bounds.end(), seconds);
+  ++counts[static_cast<std::size_t>(it - bounds.begin())];
+  sum += seconds;
+  ++count;
+}
+
+void LatencyHistogram::merge(const LatencyHistogram& other) {
+  for (std::size_t i = 0; i < counts.size(); ++i) counts[i] += other.counts[i];
+  sum += other.sum;
+  count += other.count;
+}
+
+std::uint64_t UpstreamStats::requests() const {
+  std::uint64_t n = 0;
+  for (auto c : responses_by_class) n += c;
+  return n;
+}
+
+void UpstreamStats::merge(const UpstreamStats& other) {
+  for (std::size_t i = 0; i < responses_by_class.size(); ++i)
+    responses_by_class[i] += other.responses_by_class[i];
+  for (std::size_t i = 0; i < requests_by_group.size(); ++i)
+    requests_by_group[i] += other.requests_by_group[i];
+  for (std::size_t i = 0; i < errors.size(); ++i) errors[i] += other.errors[i];
+  latency.merge(other.latency);
+}
+
+void TrafficStats::merge(const TrafficStats& other) {
+  for (const auto& [name, stats] : other.upstreams) upstreams[name].merge(stats);
+  connections_accepted += other.connections_accepted;
+  connections_refused += other.connections_refused;
+  accept_errors += other.accept_errors;
+  active_connections += other.active_connections;
+  upstream_idle_connections += other.upstream_idle_connections;
+  upstream_connections_opened += other.upstream_connections_opened;
+  upstream_retries += other.upstream_retries;
+  rejected_requests += other.rejected_requests;
+  failures += other.failures;
+}
+
+}  // namespace figshift
