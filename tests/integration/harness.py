@@ -41,6 +41,7 @@ READY_TIMEOUT = 15.0
 STOP_TIMEOUT = 20.0
 LISTEN_RE = re.compile(r"listening for traffic on 127\.0\.0\.1:(\d+)")
 ADMIN_RE = re.compile(r"admin\D*?127\.0\.0\.1:(\d+)", re.IGNORECASE)
+ADMIN_LISTEN_RE = re.compile(r"admin API listening on 127\.0\.0\.1:(\d+)")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -554,8 +555,10 @@ class Daemon:
     config:  overrides deep-merged into the default config (None deletes a key).
     """
 
-    def __init__(self, store, config: dict | None = None, expect_exit: int | None = 0, name: str = "figshift"):
+    def __init__(self, store, config: dict | None = None, expect_exit: int | None = 0, name: str = "figshift",
+                 env: dict | None = None):
         self.name = name
+        self.env = env  # extra environment variables for the daemon (e.g. an admin token)
         self.dir = tempfile.mkdtemp(prefix="figshift-it-")
         self.expect_exit = expect_exit
         cfg = {
@@ -578,6 +581,8 @@ class Daemon:
         self.stdout_lines: list[str] = []
         self._lines_lock = threading.Lock()
         self._ready = threading.Event()
+        self.admin_port: int | None = None  # from "admin API listening on 127.0.0.1:<port>"
+        self._admin_ready = threading.Event()
         self.port: int | None = None
         self.returncode: int | None = None
         self.started_at = None
@@ -589,6 +594,11 @@ class Daemon:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             with self._lines_lock:
                 sink.append(line)
+            if scan and self.admin_port is None:
+                m = ADMIN_LISTEN_RE.search(line)
+                if m:
+                    self.admin_port = int(m.group(1))
+                    self._admin_ready.set()
             if scan and self.port is None:
                 m = LISTEN_RE.search(line)
                 if m:
@@ -601,7 +611,8 @@ class Daemon:
         self.started_at = time.time()
         self.proc = subprocess.Popen([binary, "serve", "--config", self.config_path],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     cwd=self.dir)
+                                     cwd=self.dir,
+                                     env=None if self.env is None else {**os.environ, **self.env})
         _ALL_DAEMONS.append(self)
         threading.Thread(target=self._reader, args=(self.proc.stderr, self.lines, True), daemon=True).start()
         threading.Thread(target=self._reader, args=(self.proc.stdout, self.stdout_lines, False), daemon=True).start()
@@ -616,6 +627,23 @@ class Daemon:
         self.kill()
         raise AssertionError("figshift was not ready (no 'listening for traffic on 127.0.0.1:<port>' "
                              "on stderr) within %ss\n%s" % (READY_TIMEOUT, self.logs()))
+
+    def restart(self):
+        """Start a new process on the same directory (config, store file) after stop()."""
+        assert not self.alive(), "restart() needs the previous process stopped"
+        self.port = self.admin_port = None
+        self._ready.clear()
+        self._admin_ready.clear()
+        return self.start()
+
+    def admin(self, timeout: float = 5.0) -> int:
+        """The admin API's port (waits for its log line)."""
+        if not self._admin_ready.wait(timeout):
+            raise AssertionError("no 'admin API listening on 127.0.0.1:<port>' line\n%s" % self.logs())
+        return self.admin_port
+
+    def admin_request(self, method="GET", path="/admin/status", headers=None, body=None, timeout=SOCKET_TIMEOUT):
+        return request(self.admin(), method, path, headers, body, timeout)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
