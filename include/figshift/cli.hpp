@@ -23,4 +23,36 @@ struct DemoUpstream {
 // {"message":"Hello from API B1","path":"/v2/orders/1","method":"GET"}.
 int run_demo_upstreams(const std::string& address, const std::vector<DemoUpstream>& upstreams);
 
+
+// ---- Control subcommands: clients of a running daemon's admin API ----------
+// Exit codes: 0 ok, 1 other error, 2 usage error, 3 admin API unreachable,
+// 4 unauthorized (401), 5 precondition failed (412), 6 invalid write (400).
+
+struct AdminOptions {
+  std::string url;         // base URL, http:// only; default http://127.0.0.1:9901
+  std::string token_file;  // bearer token file; empty: env FIGSHIFT_ADMIN_TOKEN, if set
+  double timeout_seconds = 10;  // connect + request deadline, per request
+};
+
+// `figshift shift <percent> [--over <seconds>] [--no-wait]`: starts a ramp and
+// shows its progress until it ends (or SIGINT, which only stops watching).
+int run_shift(const AdminOptions& admin, int percent, int seconds, bool wait);
+// `figshift rollback`: split 0 at once, any ramp deleted.
+int run_rollback(const AdminOptions& admin);
+// `figshift status [--json]`.
+int run_status(const AdminOptions& admin, bool json);
+
+// `figshift kv get|put|delete|export|import`. An empty if_match sends none.
+int run_kv_get(const AdminOptions& admin, const std::string& key, bool json);
+int run_kv_put(const AdminOptions& admin, const std::string& key, const std::string& value,
+               const std::string& if_match);
+int run_kv_delete(const AdminOptions& admin, const std::string& key, const std::string& if_match);
+int run_kv_export(const AdminOptions& admin, const std::string& output_path);
+// One atomic batch: puts for every item of the file (only keys matching
+// `match`, a glob, when set); with `replace`, deletes of every current key
+// (matching `match`) absent from the file. If-Match: `if_match`, else the ETag
+// read just before.
+int run_kv_import(const AdminOptions& admin, const std::string& path, const std::string& if_match,
+                  bool replace, const std::string& match);
+
 }  // namespace figshift::cli
