@@ -584,6 +584,7 @@ class Daemon:
         self.admin_port: int | None = None  # from "admin API listening on 127.0.0.1:<port>"
         self._admin_ready = threading.Event()
         self.port: int | None = None
+        self.ports: list[int] = []  # every "listening for traffic" port, in log order
         self.returncode: int | None = None
         self.started_at = None
 
@@ -599,11 +600,13 @@ class Daemon:
                 if m:
                     self.admin_port = int(m.group(1))
                     self._admin_ready.set()
-            if scan and self.port is None:
+            if scan:
                 m = LISTEN_RE.search(line)
                 if m:
-                    self.port = int(m.group(1))
-                    self._ready.set()
+                    self.ports.append(int(m.group(1)))
+                    if self.port is None:
+                        self.port = self.ports[0]
+                        self._ready.set()
         stream.close()
 
     def start(self):

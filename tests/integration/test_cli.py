@@ -112,6 +112,12 @@ class CliTest(h.FigTestCase):
         self.assertNotEqual(r.returncode, 0, "an invalid seed must stop start-up")
         self.assertIn("traffic-split", r.stdout + r.stderr)
 
+    def test_serve_without_store_or_seed_fails(self):
+        os.remove(os.path.join(self.dir, "seed.json"))
+        r = run("serve", "--config", self.write(self.good_config()), timeout=15)
+        self.assertNotEqual(r.returncode, 0, "no store file and no seed: nothing to route with")
+        self.assertRegex(r.stdout + r.stderr, r"seed|kvs\.json|store")
+
     def test_relative_paths_resolve_against_config_folder(self):
         sub = os.path.join(self.dir, "etc")
         os.makedirs(sub)

@@ -88,6 +88,11 @@ class RoutingTest(h.FigTestCase):
         self.assertRoutedTo(d.get("/users/9?q", user=user), "B2", "/users/9?q")
         self.assertRoutedTo(d.get("/unmapped/path?k=v", user=user), "A", "/unmapped/path?k=v")
         self.assertRoutedTo(d.get("/", user=user), "A", "/")
+        # routes match the path only, case-sensitively, on segment boundaries
+        self.assertRoutedTo(d.get("/x?next=/orders/1", user=user), "A", "/x?next=/orders/1")
+        self.assertRoutedTo(d.get("/Orders/1", user=user), "A", "/Orders/1")
+        self.assertRoutedTo(d.get("/order", user=user), "A", "/order")
+        self.assertRoutedTo(d.get("/users?x=/orders", user=user), "B2", "/users?x=/orders")
 
     def test_longest_prefix_wins(self):
         d = self.daemon(self.store(100, **{"route:/orders/archive": "B2 /old"}))
@@ -187,6 +192,26 @@ class RoutingTest(h.FigTestCase):
         self.assertRoutedTo(d.get("/x/y?z", user="u"), "A", "/legacy/x/y?z")
         self.assertRoutedTo(d.get("/", user="u"), "A", "/legacy/")
         self.assertRoutedTo(d.request("GET", "/anon"), "A", "/legacy/anon")
+
+    def test_ipv6_literal_upstream(self):
+        b1 = self.upstream("B1", dual_stack=True)
+        if len(b1.servers) < 2:
+            self.skipTest("no IPv6 loopback")
+        kv = self.store(100)
+        kv["APIGW_B1_URL"] = "http://[::1]:%d/p" % b1.port
+        d = self.daemon(kv)
+        r = d.get("/orders/1", user="hello")
+        self.assertRoutedTo(r, "B1", "/p/v2/orders/1")
+        self.assertEqual(r.echo["headers"]["host"], "[::1]:%d" % b1.port)
+        self.assertEqual(r.echo["peer"], "::1")
+
+    def test_several_listeners(self):
+        d = self.daemon(self.store(100), config={"listen": [{"address": "127.0.0.1", "port": 0},
+                                                            {"address": "127.0.0.1", "port": 0}]})
+        h.eventually(lambda: len(set(d.ports)) == 2, 3.0, message="two 'listening for traffic' lines")
+        for port in d.ports:
+            r = h.request(port, "GET", "/orders/3", {"Authorization": basic("hello")})
+            self.assertRoutedTo(r, "B1", "/v2/orders/3", "listener %d" % port)
 
     def test_base_path_with_trailing_slash_is_not_doubled(self):
         kv = self.store(100)

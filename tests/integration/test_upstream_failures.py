@@ -167,6 +167,7 @@ class UpstreamFailureTest(h.FigTestCase):
         self.assertFalse(t.is_alive(), "the request to a hung upstream never completed")
         self.assertNotIn("exc", results, results)
         self.assertProxyError(results["resp"], 504, "hung upstream")
+        self.assertEqual(results["resp"].upstream, "B1", "the debug header names the upstream that timed out")
         self.assertGreaterEqual(results["elapsed"], 0.8, "504 before upstream_response_ms")
         self.assertLess(results["elapsed"], 3.0, "504 long after upstream_response_ms")
         self.assertGreaterEqual(hang.accepted, 1)
