@@ -222,6 +222,44 @@ class UpstreamFailureTest(h.FigTestCase):
         r = d.get("/orders/1", user=MIGRATED)
         self.assertProxyError(r, 502, "upstream answered garbage")
 
+    def test_malformed_upstream_responses_are_502(self):
+        bad = {
+            "CL and TE": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "two different CLs": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello!!",
+            "negative CL": b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            "bad status line": b"HTTP/1.1 OK\r\nContent-Length: 0\r\n\r\n",
+            "bad status code": b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n",
+            "NUL in header": b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 0\r\n\r\n",
+            "bad chunk size": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nabc\r\n0\r\n\r\n",
+            "empty": b"",
+        }
+        for name, response in bad.items():
+            with self.subTest(case=name):
+                def answer(conn, response=response):
+                    conn.settimeout(5)
+                    try:
+                        conn.recv(65536)
+                        conn.sendall(response)
+                    finally:
+                        conn.close()
+
+                srv = h.RawServer(answer)
+                self.addCleanup(srv.close)
+                d = self.daemon(self.store(srv.url()), config={"timeouts": {"upstream_response_ms": 3000}})
+                t0 = time.time()
+                try:
+                    r = d.get("/orders/1", user=MIGRATED)
+                except (http.client.IncompleteRead, http.client.RemoteDisconnected, ConnectionError):
+                    r = None  # acceptable only once headers were relayed: the client connection is closed
+                self.assertLess(time.time() - t0, 5.0)
+                if r is not None and name == "CL and TE" and r.status == 200:
+                    # RFC 9112 6.3 lets an intermediary forward it framed by Transfer-Encoding alone
+                    self.assertEqual(r.body, b"", r)
+                elif r is not None:
+                    self.assertProxyError(r, 502, "upstream answered: %s" % name)
+                self.assertRoutedTo(d.get("/orders/1", user=LEGACY), "A")
+                d.stop()
+
     def test_upstream_reset_after_request(self):
         def reset(conn):
             conn.settimeout(5)
