@@ -137,9 +137,12 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
     def _handle(self):
         srv = self.server
         body = self._read_body()
+        # the request-target exactly as received (http.server rewrites a leading "//" in self.path)
+        words = self.requestline.split(" ")
+        target = words[1] if len(words) == 3 else self.path
         record = {
             "upstream": srv.name,
-            "path": self.path,
+            "path": target,
             "method": self.command,
             "headers": {k.lower(): v for k, v in self.headers.items()},
             "header_list": [[k.lower(), v] for k, v in self.headers.items()],

@@ -52,6 +52,7 @@ class HarnessSelfTest(unittest.TestCase):
             r2 = h.read_response(conn, "POST", "/p", {}, b"a" * 1000)
             conn.close()
             self.assertEqual(r1.echo["path"], "/x?y=1")
+            self.assertEqual(h.request(u.port, "GET", "//a//b").echo["path"], "//a//b")
             self.assertEqual(r1.echo["headers"]["x-test"], "1")
             self.assertEqual(r2.echo["body_len"], 1000)
             self.assertEqual(r2.echo["method"], "POST")
