@@ -65,6 +65,12 @@ struct Config {
     std::filesystem::path ca_file;  // empty: the system CA store
   } upstream_tls;
 
+  struct AccessLog {
+    bool enabled = true;
+    std::string path = "-";         // "-": standard output
+    bool include_username = false;  // the decoded Basic-auth username, opt-in only
+  } access_log;
+
   std::string debug_header = "x-figshift-upstream";  // empty: off
   std::string log_level = "info";
 };

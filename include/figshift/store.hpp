@@ -86,6 +86,7 @@ class Store {
   std::uint64_t reload_failures() const;
   std::uint64_t reload_successes() const;
   void count_reload_failure();
+  std::uint64_t rejected_writes() const;  // apply() calls refused as invalid or stale
   StoreBackend& backend() { return *backend_; }
 
  private:
@@ -100,6 +101,7 @@ class Store {
   std::vector<Listener> listeners_;
   std::uint64_t reload_failures_ = 0;
   std::uint64_t reload_successes_ = 0;
+  std::uint64_t rejected_writes_ = 0;
 };
 
 // The embedded `file` backend: a KVS JSON file written atomically

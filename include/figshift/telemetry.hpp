@@ -6,6 +6,8 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <string_view>
 #include <string>
 
 namespace figshift {
@@ -25,8 +27,9 @@ struct LatencyHistogram {
 enum class UpstreamErrorKind : std::size_t { connect, timeout, reset, tls, bad_response, count };
 
 struct UpstreamStats {
-  std::array<std::uint64_t, 5> responses_by_class{};  // index 0: 1xx … 4: 5xx
-  std::array<std::uint64_t, 2> requests_by_group{};   // 0 legacy, 1 new
+  // Responses sent to clients for requests routed to this upstream:
+  // [group: 0 legacy, 1 new][status class: 0 = 1xx … 4 = 5xx].
+  std::array<std::array<std::uint64_t, 5>, 2> responses{};
   std::array<std::uint64_t, static_cast<std::size_t>(UpstreamErrorKind::count)> errors{};
   LatencyHistogram latency;
 
@@ -47,6 +50,64 @@ struct TrafficStats {
   std::uint64_t failures = 0;           // connections ended by an unexpected I/O error
 
   void merge(const TrafficStats& other);
+};
+
+}  // namespace figshift
+
+#include "figshift/routing.hpp"
+
+namespace figshift {
+
+struct StoreInfo {
+  std::uint64_t version = 0;
+  std::uint64_t reload_successes = 0;
+  std::uint64_t reload_failures = 0;
+  std::uint64_t rejected_writes = 0;
+};
+
+// The Prometheus text exposition format (version 0.0.4) of everything figshift counts.
+std::string render_prometheus(const TrafficStats& stats, const Snapshot& snapshot,
+                              const StoreInfo& store, std::int64_t now_ms);
+
+}  // namespace figshift
+
+namespace spdlog {
+class logger;
+namespace details {
+class thread_pool;
+}
+}  // namespace spdlog
+
+namespace figshift {
+
+struct AccessRecord {
+  std::uint64_t connection = 0;
+  std::string_view client;
+  std::string_view method;
+  std::string_view target;
+  unsigned status = 0;
+  std::string_view upstream;  // empty: answered by the proxy itself
+  std::string_view group;     // "legacy", "new" or empty
+  int bucket = -1;            // -1: anonymous
+  double latency_ms = 0;
+  std::uint64_t bytes = 0;     // response body bytes
+  std::string_view username;  // only when access_log.include_username
+};
+
+// One JSON line per request through an asynchronous spdlog logger, so a slow
+// disk or pipe never blocks a worker (lines are dropped instead, oldest first).
+// Never carries the Authorization header or the password.
+// Thread-safety: write() may be called from any thread.
+class AccessLog {
+ public:
+  explicit AccessLog(const std::string& path);  // "-": stdout; throws on an unopenable file
+  ~AccessLog();
+  void write(const AccessRecord& record);
+  void flush();
+
+ private:
+  std::shared_ptr<spdlog::details::thread_pool> pool_;
+  std::shared_ptr<spdlog::logger> logger_;
 };
 
 }  // namespace figshift

@@ -222,6 +222,18 @@ ApiResponse handle(const ApiRequest& request, AdminContext& context) {
     return res;
   }
 
+  if (path == "/metrics") {
+    if (request.method != "GET") return method_not_allowed("GET");
+    const auto& store = context.store;
+    ApiResponse res{200,
+                    render_prometheus(context.stats(), *store.snapshot(),
+                                      {store.version(), store.reload_successes(),
+                                       store.reload_failures(), store.rejected_writes()},
+                                      context.now_ms()),
+                    {}};
+    res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return res;
+  }
   if (path == "/admin/status") {
     if (request.method != "GET") return method_not_allowed("GET");
     return reply(200, status_json(context));

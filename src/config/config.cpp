@@ -193,6 +193,16 @@ Config parse_config(const std::string& json_text, const std::filesystem::path& f
     s.finish();
   }
 
+  if (const json* a = top.get("access_log")) {
+    Section s(*a, "access_log");
+    s.boolean("enabled", c.access_log.enabled);
+    std::string path = c.access_log.path;
+    s.string("path", path, false);
+    c.access_log.path = path == "-" ? path : relative_to(dir, path).string();
+    s.boolean("include_username", c.access_log.include_username);
+    s.finish();
+  }
+
   top.string("debug_header", c.debug_header);
 
   if (const json* l = top.get("log")) {

@@ -120,6 +120,7 @@ void ClientSession::do_read_header() {
 }
 
 void ClientSession::on_read_header(error_code ec, std::size_t) {
+  request_started_ = std::chrono::steady_clock::now();
   reading_idle_ = false;
   first_request_ = false;
   // The client closed between requests: the normal end of a keep-alive connection.
@@ -368,6 +369,32 @@ void ClientSession::respond_error(http::status status, std::string_view message)
   do_write(json_error(status, message, client_version_ ? client_version_ : 11, false));
 }
 
+void ClientSession::write_access_log(AccessLog& log) {
+  AccessRecord record;
+  record.connection = id_;
+  record.client = client_ip_;
+  std::optional<std::string> username;
+  if (parser_ && parser_->is_header_done()) {
+    const auto& request = parser_->get();
+    record.method = request.method_string();
+    record.target = request.target();
+    if (routed_ && worker_.config().access_log.include_username)
+      username = basic_auth_username(request[http::field::authorization]);
+  }
+  record.status = response_.result_int();
+  if (routed_) {
+    record.upstream = decision_.upstream->name;
+    record.group = decision_.group == Group::migrated ? "new" : "legacy";
+    record.bucket = decision_.bucket;
+  }
+  if (username) record.username = *username;
+  record.latency_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - request_started_)
+          .count();
+  record.bytes = response_.body().size();
+  log.write(record);
+}
+
 UpstreamStats& ClientSession::upstream_stats() {
   return worker_.stats().upstreams[decision_.upstream->name];
 }
@@ -377,10 +404,10 @@ void ClientSession::do_write(Response response) {
   if (routed_) {
     auto& stats = upstream_stats();
     const auto status_class = std::clamp(response_.result_int() / 100, 1u, 5u);
-    ++stats.responses_by_class[status_class - 1];
-    ++stats.requests_by_group[decision_.group == Group::migrated ? 1 : 0];
-    routed_ = false;
+    ++stats.responses[decision_.group == Group::migrated ? 1 : 0][status_class - 1];
   }
+  if (auto* log = worker_.access_log()) write_access_log(*log);
+  routed_ = false;
   close_after_write_ = !response_.keep_alive();
   stream_.expires_after(worker_.config().timeouts.client_write);
   http::async_write(stream_, response_,

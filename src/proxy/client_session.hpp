@@ -64,6 +64,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void respond_error(http::status status, std::string_view message);
   void fail(error_code ec, const char* what);
   UpstreamStats& upstream_stats();
+  void write_access_log(AccessLog& log);
   void close();
 
   Worker& worker_;
@@ -81,6 +82,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   Decision decision_;
   bool routed_ = false;  // decision_ holds this request's route (counted once in do_write)
   std::chrono::steady_clock::time_point upstream_started_;
+  std::chrono::steady_clock::time_point request_started_;
   Request upstream_request_;
   bool head_request_ = false;
   bool keep_alive_ = false;

@@ -30,12 +30,15 @@ struct Server::Impl {
       tls_context.set_default_verify_paths(ec);
       if (ec) spdlog::warn("cannot load the system CA store: {}", ec.message());
     }
+    if (config.access_log.enabled) access_log = std::make_unique<AccessLog>(config.access_log.path);
     for (unsigned i = 0; i < config.workers; ++i)
-      workers.push_back(std::make_unique<Worker>(i, config, tls_context, initial));
+      workers.push_back(
+          std::make_unique<Worker>(i, config, tls_context, initial, access_log.get()));
   }
 
   Config config;
   asio::ssl::context tls_context;
+  std::unique_ptr<AccessLog> access_log;  // outlives the workers (declared before them)
   std::vector<std::unique_ptr<Worker>> workers;
   std::vector<std::thread> threads;
   std::mutex mutex;

@@ -26,13 +26,14 @@ std::shared_ptr<const Snapshot> worker_local(std::shared_ptr<const Snapshot> glo
 }  // namespace
 
 Worker::Worker(unsigned index, const Config& config, asio::ssl::context& tls_context,
-               std::shared_ptr<const Snapshot> initial)
+               std::shared_ptr<const Snapshot> initial, AccessLog* access_log)
     : index_(index),
       config_(config),
       tls_context_(tls_context),
       sweep_timer_(ioc_),
       pool_(config.timeouts.upstream_idle, config.limits.upstream_idle_per_origin),
-      snapshot_(worker_local(std::move(initial))) {}
+      snapshot_(worker_local(std::move(initial))),
+      access_log_(access_log) {}
 
 void Worker::listen(const std::vector<asio::ip::tcp::endpoint>& endpoints) {
   for (const auto& endpoint : endpoints) {

@@ -24,7 +24,7 @@ class ClientSession;
 class Worker {
  public:
   Worker(unsigned index, const Config& config, asio::ssl::context& tls_context,
-         std::shared_ptr<const Snapshot> initial);
+         std::shared_ptr<const Snapshot> initial, AccessLog* access_log);
 
   // Opens one SO_REUSEPORT acceptor per endpoint (throws on failure).
   void listen(const std::vector<asio::ip::tcp::endpoint>& endpoints);
@@ -41,6 +41,7 @@ class Worker {
   UpstreamPool& pool() { return pool_; }
   asio::ssl::context& tls_context() { return tls_context_; }
   TrafficStats& stats() { return stats_; }
+  AccessLog* access_log() { return access_log_; }  // nullptr when off
   // A copy of this worker's counters; call on the worker's thread.
   TrafficStats collect() const;
   bool draining() const { return draining_; }
@@ -64,6 +65,7 @@ class Worker {
   UpstreamPool pool_;
   std::shared_ptr<const Snapshot> snapshot_;
   TrafficStats stats_;
+  AccessLog* access_log_;
   std::unordered_map<std::uint64_t, std::weak_ptr<ClientSession>> sessions_;
   std::uint64_t next_id_ = 1;
   bool draining_ = false;

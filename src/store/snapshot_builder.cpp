@@ -1,5 +1,6 @@
 // Validation of a whole store content into a Snapshot: every rule of
 // DESIGN.md §2 is checked here, once per change, never per request.
+#include <algorithm>
 #include <charconv>
 #include <nlohmann/json.hpp>
 
@@ -126,7 +127,9 @@ std::shared_ptr<const Snapshot> build_snapshot(const KvMap& kv, std::uint64_t ve
                "route:<prefix>, legacy-upstream, hash-salt or mode)");
     }
   }
-  // kv is ordered by key, so upstreams are already sorted by name, as find() expects.
+  // Key order is not name order ("APIGW_B1_URL" < "APIGW_B_URL"); find() needs name order.
+  std::sort(s->upstreams.begin(), s->upstreams.end(),
+            [](const Upstream& a, const Upstream& b) { return a.name < b.name; });
 
   const Upstream* legacy = s->find(legacy_name);
   if (!legacy)

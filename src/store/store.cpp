@@ -42,6 +42,11 @@ std::uint64_t Store::reload_successes() const {
   return reload_successes_;
 }
 
+std::uint64_t Store::rejected_writes() const {
+  std::lock_guard lock(mutex_);
+  return rejected_writes_;
+}
+
 void Store::count_reload_failure() {
   std::lock_guard lock(mutex_);
   ++reload_failures_;
@@ -54,13 +59,20 @@ void Store::subscribe(Listener listener) {
 
 WriteResult Store::apply(const Batch& batch, const std::optional<std::string>& if_match) {
   std::lock_guard lock(mutex_);
-  if (if_match && *if_match != "*" && *if_match != etag_)
+  if (if_match && *if_match != "*" && *if_match != etag_) {
+    ++rejected_writes_;
     return {WriteStatus::precondition_failed,
             "If-Match " + *if_match + " does not match the current ETag " + etag_, etag_};
+  }
   KvMap next = kv_;
   for (const auto& key : batch.deletes) next.erase(key);
   for (const auto& [key, value] : batch.puts) next[key] = value;
-  return commit_locked(std::move(next), true);
+  auto result = commit_locked(std::move(next), true);
+  if (result.status != WriteStatus::ok) {
+    ++rejected_writes_;
+    spdlog::warn("store write refused, still serving version {}: {}", version_, result.message);
+  }
+  return result;
 }
 
 WriteResult Store::replace(const KvMap& kv, bool persist) {

@@ -19,15 +19,14 @@ void LatencyHistogram::merge(const LatencyHistogram& other) {
 
 std::uint64_t UpstreamStats::requests() const {
   std::uint64_t n = 0;
-  for (auto c : responses_by_class) n += c;
+  for (const auto& by_class : responses)
+    for (auto c : by_class) n += c;
   return n;
 }
 
 void UpstreamStats::merge(const UpstreamStats& other) {
-  for (std::size_t i = 0; i < responses_by_class.size(); ++i)
-    responses_by_class[i] += other.responses_by_class[i];
-  for (std::size_t i = 0; i < requests_by_group.size(); ++i)
-    requests_by_group[i] += other.requests_by_group[i];
+  for (std::size_t g = 0; g < responses.size(); ++g)
+    for (std::size_t c = 0; c < responses[g].size(); ++c) responses[g][c] += other.responses[g][c];
   for (std::size_t i = 0; i < errors.size(); ++i) errors[i] += other.errors[i];
   latency.merge(other.latency);
 }

@@ -1,0 +1,130 @@
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "figshift/telemetry.hpp"
+
+namespace figshift {
+namespace {
+
+constexpr const char* group_names[] = {"legacy", "new"};
+constexpr const char* class_names[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+constexpr const char* error_names[] = {"connect", "timeout", "reset", "tls", "bad_response"};
+static_assert(std::size(error_names) == static_cast<std::size_t>(UpstreamErrorKind::count));
+
+class Exposition {
+ public:
+  void family(std::string_view name, std::string_view type, std::string_view help) {
+    fmt::format_to(std::back_inserter(out_), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  }
+  template <typename Value>
+  void sample(std::string_view name, std::string_view labels, Value value) {
+    if (labels.empty())
+      fmt::format_to(std::back_inserter(out_), "{} {}\n", name, value);
+    else
+      fmt::format_to(std::back_inserter(out_), "{}{{{}}} {}\n", name, labels, value);
+  }
+  template <typename Value>
+  void single(std::string_view name, std::string_view type, std::string_view help, Value value) {
+    family(name, type, help);
+    sample(name, {}, value);
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+}  // namespace
+
+std::string render_prometheus(const TrafficStats& stats, const Snapshot& snapshot,
+                              const StoreInfo& store, std::int64_t now_ms) {
+  // Every configured upstream is exported, even before its first request, so
+  // rate() and dashboards see a zero rather than a missing series.
+  std::map<std::string, UpstreamStats> upstreams = stats.upstreams;
+  for (const auto& u : snapshot.upstreams) upstreams.try_emplace(u.name);
+
+  Exposition e;
+  e.family("figshift_requests_total", "counter",
+           "Requests answered, by upstream chosen, user group and status class.");
+  for (const auto& [name, u] : upstreams)
+    for (std::size_t g = 0; g < 2; ++g)
+      for (std::size_t c = 0; c < 5; ++c)
+        e.sample("figshift_requests_total",
+                 fmt::format("upstream=\"{}\",group=\"{}\",code=\"{}\"", name, group_names[g],
+                             class_names[c]),
+                 u.responses[g][c]);
+
+  e.family("figshift_upstream_errors_total", "counter",
+           "Failed upstream exchanges, by upstream and kind.");
+  for (const auto& [name, u] : upstreams)
+    for (std::size_t k = 0; k < u.errors.size(); ++k)
+      e.sample("figshift_upstream_errors_total",
+               fmt::format("upstream=\"{}\",kind=\"{}\"", name, error_names[k]), u.errors[k]);
+
+  e.family("figshift_upstream_latency_seconds", "histogram",
+           "Time from routing a request to the upstream's whole response (or failure).");
+  for (const auto& [name, u] : upstreams) {
+    std::uint64_t cumulative = 0;
+    for (std::size_t b = 0; b < LatencyHistogram::bounds.size(); ++b) {
+      cumulative += u.latency.counts[b];
+      e.sample("figshift_upstream_latency_seconds_bucket",
+               fmt::format("upstream=\"{}\",le=\"{}\"", name, LatencyHistogram::bounds[b]),
+               cumulative);
+    }
+    e.sample("figshift_upstream_latency_seconds_bucket",
+             fmt::format("upstream=\"{}\",le=\"+Inf\"", name), u.latency.count);
+    e.sample("figshift_upstream_latency_seconds_sum", fmt::format("upstream=\"{}\"", name),
+             u.latency.sum);
+    e.sample("figshift_upstream_latency_seconds_count", fmt::format("upstream=\"{}\"", name),
+             u.latency.count);
+  }
+
+  e.single("figshift_client_connections_active", "gauge", "Open client connections.",
+           stats.active_connections);
+  e.single("figshift_client_connections_accepted_total", "counter", "Client connections accepted.",
+           stats.connections_accepted);
+  e.single("figshift_client_connections_refused_total", "counter",
+           "Client connections closed at once because limits.max_connections was reached.",
+           stats.connections_refused);
+  e.single("figshift_accept_errors_total", "counter",
+           "Errors from accept() (e.g. out of file descriptors).", stats.accept_errors);
+  e.single("figshift_requests_rejected_total", "counter",
+           "Requests the proxy answered itself before routing (400, 413, 431, 503).",
+           stats.rejected_requests);
+  e.single("figshift_upstream_connections_idle", "gauge",
+           "Keep-alive upstream connections waiting in the pools.", stats.upstream_idle_connections);
+  e.single("figshift_upstream_connections_opened_total", "counter",
+           "Upstream connections opened (the rest of the requests reused one).",
+           stats.upstream_connections_opened);
+  e.single("figshift_upstream_retries_total", "counter",
+           "Requests retried once because a pooled connection had been closed by the upstream.",
+           stats.upstream_retries);
+
+  const int split = snapshot.split_at(now_ms);
+  const auto& ramp = snapshot.ramp;
+  const bool ramp_active = ramp && now_ms < ramp->start_ms + ramp->duration_ms;
+  double progress = 1.0;
+  if (ramp && ramp->duration_ms > 0)
+    progress = std::clamp(static_cast<double>(now_ms - ramp->start_ms) / ramp->duration_ms, 0.0, 1.0);
+  e.single("figshift_traffic_split_percent", "gauge",
+           "Effective split now: users in buckets below it go to the new APIs.", split);
+  e.single("figshift_traffic_split_target_percent", "gauge",
+           "The stored traffic-split, where a ramp ends.", snapshot.split);
+  e.single("figshift_ramp_active", "gauge", "1 while a traffic ramp is in progress.",
+           ramp_active ? 1 : 0);
+  e.single("figshift_ramp_progress_ratio", "gauge", "Progress of the last ramp, 0 to 1.",
+           ramp ? progress : 1.0);
+
+  e.single("figshift_store_version", "gauge", "Version of the routing store being served.",
+           store.version);
+  e.family("figshift_store_reloads_total", "counter",
+           "Reloads of the store file (hand edits, SIGHUP), by result.");
+  e.sample("figshift_store_reloads_total", "result=\"success\"", store.reload_successes);
+  e.sample("figshift_store_reloads_total", "result=\"failure\"", store.reload_failures);
+  e.single("figshift_store_writes_rejected_total", "counter",
+           "Admin API writes refused as invalid or stale.", store.rejected_writes);
+  return e.take();
+}
+
+}  // namespace figshift
