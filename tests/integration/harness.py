@@ -638,6 +638,7 @@ class Daemon:
         """Start a new process on the same directory (config, store file) after stop()."""
         assert not self.alive(), "restart() needs the previous process stopped"
         self.port = self.admin_port = None
+        self.ports = []
         self._ready.clear()
         self._admin_ready.clear()
         return self.start()
