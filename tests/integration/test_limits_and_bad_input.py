@@ -211,6 +211,19 @@ class LimitsTest(h.FigTestCase):
         self.assertGreaterEqual(elapsed, 0.8)
         self.assertServes(d, "slow header")
 
+    def test_stalled_request_body_is_cut_off(self):
+        d = self.daemon(self.store(), config={"timeouts": {"client_body_ms": 1000}})
+        t0 = time.time()
+        raw = h.raw_exchange(d.port, b"POST /orders/1 HTTP/1.1\r\nHost: x\r\nAuthorization: " +
+                             basic(MIGRATED).encode() + b"\r\nContent-Length: 100\r\n\r\n0123456789", timeout=8)
+        elapsed = time.time() - t0
+        self.assertFalse(raw.timed_out, "a stalled body kept the connection open beyond client_body_ms: %r" % raw)
+        self.assertTrue(raw.closed or raw.status in (408, 400), raw)
+        self.assertLess(elapsed, 5.0)
+        self.assertEqual([r for r in self.b1.requests if r["body_len"] == 100], [],
+                         "a truncated body must not be delivered as complete")
+        self.assertServes(d, "stalled body")
+
     def test_slowloris_drip_is_cut_off(self):
         # one byte at a time, each well within any per-read timeout: the head deadline still applies
         d = self.daemon(self.store(), config={"timeouts": {"client_header_ms": 1000}})
