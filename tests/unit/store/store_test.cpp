@@ -259,6 +259,23 @@ TEST_F(StoreWrites, ReloadFromBackend) {
   EXPECT_EQ(store.snapshot()->mode, Mode::redirect);
 }
 
+TEST_F(StoreWrites, RefusedWritesAreCounted) {
+  EXPECT_EQ(store.rejected_writes(), 0u);
+  Batch ok;
+  ok.puts = {{"traffic-split", "1"}};
+  ASSERT_EQ(store.apply(ok).status, WriteStatus::ok);
+  EXPECT_EQ(store.rejected_writes(), 0u);
+  Batch invalid;
+  invalid.puts = {{"traffic-split", "101"}};
+  ASSERT_EQ(store.apply(invalid).status, WriteStatus::invalid);
+  EXPECT_EQ(store.rejected_writes(), 1u);
+  ASSERT_EQ(store.apply(ok, std::string("\"stale\"")).status, WriteStatus::precondition_failed);
+  EXPECT_EQ(store.rejected_writes(), 2u);
+  // Reloads are counted apart.
+  EXPECT_EQ(store.replace({{"traffic-split", "5"}}, false).status, WriteStatus::invalid);
+  EXPECT_EQ(store.rejected_writes(), 2u);
+}
+
 TEST_F(StoreWrites, EveryPublishedVersionIsNewAndImmutable) {
   auto before = store.snapshot();
   Batch batch;
