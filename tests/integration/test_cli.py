@@ -83,6 +83,8 @@ class CliTest(h.FigTestCase):
             "unknown backend": bad(lambda c: c["store"].update(backend="floppy"), r"backend"),
             "verify wrong type": bad(lambda c: c["upstream_tls"].update(verify="yes"), r"verify"),
             "bad log level": bad(lambda c: c["log"].update(level="chatty"), r"level"),
+            "debug_header not a header name": bad(lambda c: c.update(debug_header="x bad:\r\nheader"),
+                                                  r"debug_header"),
         }
         for name, (cfg, pattern) in cases.items():
             with self.subTest(case=name):

@@ -242,6 +242,17 @@ class RoutingTest(h.FigTestCase):
         self.assertEqual(xff, ["203.0.113.9", "127.0.0.1"])
         self.assertEqual(r.echo["headers"]["host"], "127.0.0.1:%d" % self.a.port)
 
+    def test_x_forwarded_for_over_several_header_lines(self):
+        d = self.daemon(self.store(0))
+        raw = h.raw_exchange(d.port, b"GET /xff HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.1\r\n"
+                             b"X-Forwarded-For: 198.51.100.2, 192.0.2.3\r\n\r\n")
+        self.assertEqual(raw.status, 200, raw)
+        echo = h.json.loads(raw.data.split(b"\r\n\r\n", 1)[1])
+        xff = [v for k, v in echo["header_list"] if k == "x-forwarded-for"]
+        joined = [p.strip() for v in xff for p in v.split(",")]
+        self.assertEqual(joined, ["203.0.113.1", "198.51.100.2", "192.0.2.3", "127.0.0.1"],
+                         "every X-Forwarded-For line must be kept, in order, with the client appended: %r" % xff)
+
     def test_hop_by_hop_headers_removed(self):
         d = self.daemon(self.store(100))
         req = (b"GET /orders/1 HTTP/1.1\r\n"

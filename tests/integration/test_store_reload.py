@@ -204,6 +204,18 @@ class StoreReloadTest(h.FigTestCase):
                     self.assertEqual(self.who(d), "B1", "%s: an invalid store changed routing" % name)
                     time.sleep(0.05)
                 self.assertTrue(d.alive(), "%s: daemon died" % name)
+        # invalid UTF-8 inside a value (a KVS file is UTF-8 JSON)
+        mark = len(d.log_lines())
+        raw = h.kvs_json(self.store(0, **{"hash-salt": "SALTMARK"})).encode("utf-8").replace(b"SALTMARK", b"s\xffx")
+        tmp = d.store_path + ".tmp-test"
+        with open(tmp, "wb") as f:
+            f.write(raw)
+        os.replace(tmp, d.store_path)
+        self.assertIsNotNone(d.wait_for_log(REFUSAL_LOG, timeout=3.0, start=mark),
+                             "invalid UTF-8: the refused reload was not logged")
+        for _ in range(5):
+            self.assertEqual(self.who(d), "B1", "invalid UTF-8: an invalid store changed routing")
+            time.sleep(0.05)
         # a valid file afterwards is picked up
         d.write_store_text(good_text)
         self.wait_route(d, "A", why="valid file after invalid ones")
