@@ -461,6 +461,15 @@ class RoutingTest(h.FigTestCase):
         finally:
             conn.close()
 
+    def test_client_connection_close_is_honoured(self):
+        d = self.daemon(self.store(100))
+        raw = h.raw_exchange(d.port, b"GET /orders/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: " +
+                             basic("hello").encode() + b"\r\n\r\n", timeout=5, read_until_close=True)
+        self.assertEqual(raw.status, 200, raw)
+        self.assertFalse(raw.timed_out, "Connection: close from the client, but the proxy kept the connection open")
+        self.assertTrue(raw.closed)
+        self.assertIn(b'"upstream": "B1"', raw.data)
+
     def test_pipelined_requests(self):
         d = self.daemon(self.store(100))
         req = (b"GET /orders/1 HTTP/1.1\r\nHost: x\r\nAuthorization: " + basic("hello").encode() + b"\r\n\r\n"
