@@ -6,13 +6,13 @@
 
 #include "admin_client.hpp"
 
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
-#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -104,8 +104,8 @@ AdminClient::AdminClient(const AdminOptions& options) {
   std::string_view rest = std::string_view(url_).substr(scheme.size());
   const auto authority_end = rest.find_first_of("/?#");
   const std::string_view authority = rest.substr(0, authority_end);
-  std::string_view path = authority_end == std::string_view::npos ? std::string_view{}
-                                                                  : rest.substr(authority_end);
+  std::string_view path =
+      authority_end == std::string_view::npos ? std::string_view{} : rest.substr(authority_end);
   if (authority.find('@') != std::string_view::npos)
     throw CliError(kExitUsage,
                    "credentials in the admin URL are not supported; use --token-file or "
@@ -154,9 +154,8 @@ AdminResponse AdminClient::request(std::string_view method, std::string_view tar
                                    std::string_view content_type) const {
   const auto deadline = std::chrono::steady_clock::now() + timeout_;
   const auto unreachable = [&](const std::string& what, const beast::error_code& ec) {
-    std::string reason = ec == beast::error::timeout
-                             ? "no answer within " + seconds_text(timeout_)
-                             : ec.message();
+    std::string reason =
+        ec == beast::error::timeout ? "no answer within " + seconds_text(timeout_) : ec.message();
     return CliError(kExitUnreachable, "cannot " + what + " the admin API at " + url_ + ": " +
                                           reason +
                                           " (is the daemon running? set --admin URL or "
@@ -223,24 +222,25 @@ AdminResponse AdminClient::call(std::string_view method, std::string_view target
   return res;
 }
 
-void AdminClient::check(const AdminResponse& res, std::string_view method, std::string_view target) const {
+void AdminClient::check(const AdminResponse& res, std::string_view method,
+                        std::string_view target) const {
   if (res.status >= 200 && res.status < 300) return;
   const std::string message = error_message(res);
   switch (res.status) {
     case 401:
-      throw CliError(kExitUnauthorized,
-                     std::string("unauthorized: token missing or wrong (") +
-                         (token_.empty() ? "none was sent; " : "") +
-                         "pass --token-file FILE or set FIGSHIFT_ADMIN_TOKEN)");
+      throw CliError(kExitUnauthorized, std::string("unauthorized: token missing or wrong (") +
+                                            (token_.empty() ? "none was sent; " : "") +
+                                            "pass --token-file FILE or set FIGSHIFT_ADMIN_TOKEN)");
     case 412:
-      throw CliError(kExitPrecondition,
-                     "precondition failed: the store changed since you read it; re-read and retry (" +
-                         message + ")");
+      throw CliError(
+          kExitPrecondition,
+          "precondition failed: the store changed since you read it; re-read and retry (" +
+              message + ")");
     case 400:
       throw CliError(kExitInvalid, "invalid: " + message);
     case 413:
-      throw CliError(kExitError, "request too large for the admin API (at most 64 KiB per write): " +
-                                     message);
+      throw CliError(kExitError,
+                     "request too large for the admin API (at most 64 KiB per write): " + message);
     default:
       throw CliError(kExitError, "the admin API answered " + std::to_string(res.status) + " to " +
                                      std::string(method) + " " + base_path_ + std::string(target) +
@@ -281,7 +281,8 @@ std::string percent_encode(std::string_view s) {
 std::string normalize_etag(std::string_view etag) {
   if (etag == "*") return "*";
   if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') return std::string(etag);
-  if (etag.size() >= 4 && etag.substr(0, 3) == "W/\"" && etag.back() == '"') return std::string(etag);
+  if (etag.size() >= 4 && etag.substr(0, 3) == "W/\"" && etag.back() == '"')
+    return std::string(etag);
   return "\"" + std::string(etag) + "\"";
 }
 

@@ -46,8 +46,8 @@ class AdminClient {
   // path (already percent-encoded), appended to the base URL's path. Throws
   // CliError(kExitUnreachable) when the API cannot be reached or does not
   // answer in time; never throws for an HTTP error status.
-  AdminResponse request(std::string_view method, std::string_view target, std::string_view body = {},
-                        std::string_view if_match = {},
+  AdminResponse request(std::string_view method, std::string_view target,
+                        std::string_view body = {}, std::string_view if_match = {},
                         std::string_view content_type = "application/json") const;
 
   // request() + expects 2xx: otherwise throws CliError with the exit code and

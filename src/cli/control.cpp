@@ -26,7 +26,9 @@ namespace {
 using json = nlohmann::json;
 
 volatile std::sig_atomic_t g_interrupted = 0;
-extern "C" void on_sigint(int) { g_interrupted = 1; }
+extern "C" void on_sigint(int) {
+  g_interrupted = 1;
+}
 
 // Installs the SIGINT handler for its lifetime (no SA_RESTART: a blocked
 // sleep or read wakes up).
@@ -52,7 +54,8 @@ json parse_json(const AdminResponse& res, const char* what) {
   try {
     return json::parse(res.body);
   } catch (const json::exception&) {
-    throw CliError(kExitError, std::string("the admin API answered ") + what + " with invalid JSON");
+    throw CliError(kExitError,
+                   std::string("the admin API answered ") + what + " with invalid JSON");
   }
 }
 
@@ -152,7 +155,8 @@ enum class RampState { running, done, replaced };
 
 RampState state_of(const json& status, const RampWatch& watch) {
   const json* ramp = ramp_of(status);
-  if (!ramp) return int_of(status, "traffic_split") == watch.percent ? RampState::done : RampState::replaced;
+  if (!ramp)
+    return int_of(status, "traffic_split") == watch.percent ? RampState::done : RampState::replaced;
   if (int_of(*ramp, "start_ms") != watch.start_ms || int_of(*ramp, "to") != watch.percent)
     return RampState::replaced;
   if (auto it = ramp->find("active"); it != ramp->end() && it->is_boolean() && !it->get<bool>())
@@ -172,10 +176,11 @@ std::string progress_line(const json& status, const RampWatch& watch, bool tty) 
     remaining = int_of(*ramp, "remaining_ms", 0);
   }
   std::ostringstream out;
-  out << "split " << int_of(status, "split") << "%" << arrow << watch.percent << "%  " << bar(progress)
-      << " " << std::setw(3) << static_cast<int>(std::floor(std::clamp(progress, 0.0, 1.0) * 100)) << "%  "
-      << duration_text(remaining) << " left  requests since shift: "
-      << requests_since(status, watch.baseline, tty);
+  out << "split " << int_of(status, "split") << "%" << arrow << watch.percent << "%  "
+      << bar(progress) << " " << std::setw(3)
+      << static_cast<int>(std::floor(std::clamp(progress, 0.0, 1.0) * 100)) << "%  "
+      << duration_text(remaining)
+      << " left  requests since shift: " << requests_since(status, watch.baseline, tty);
   return out.str();
 }
 
@@ -191,8 +196,8 @@ bool sleep_until(std::chrono::steady_clock::time_point until) {
   while (!g_interrupted) {
     const auto now = std::chrono::steady_clock::now();
     if (now >= until) return false;
-    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
-        until - now, std::chrono::milliseconds(50)));
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(until - now, std::chrono::milliseconds(50)));
   }
   return true;
 }
@@ -211,15 +216,16 @@ int watch_ramp(const AdminClient& client, json status, const RampWatch& watch) {
       if (tty) std::cout << "\n";
       std::cout << "the ramp was replaced (another shift, a rollback or a kv write): split now "
                 << int_of(status, "split") << "%, target " << int_of(status, "traffic_split")
-                << "%; requests since shift: " << requests_since(status, watch.baseline, tty) << "\n";
+                << "%; requests since shift: " << requests_since(status, watch.baseline, tty)
+                << "\n";
       return kExitError;
     }
     if (state == RampState::done) {
-      const std::string line = "done: split " + std::to_string(int_of(status, "split")) +
-                               "% (ramp " + std::to_string(watch.from) + "%" + (tty ? " → " : " -> ") +
-                               std::to_string(watch.percent) + "% over " +
-                               duration_text(watch.duration_ms) + "); requests since shift: " +
-                               requests_since(status, watch.baseline, tty);
+      const std::string line =
+          "done: split " + std::to_string(int_of(status, "split")) + "% (ramp " +
+          std::to_string(watch.from) + "%" + (tty ? " → " : " -> ") +
+          std::to_string(watch.percent) + "% over " + duration_text(watch.duration_ms) +
+          "); requests since shift: " + requests_since(status, watch.baseline, tty);
       print_progress(line, tty);
       if (tty) std::cout << "\n";
       return kExitOk;
@@ -319,7 +325,8 @@ int run_status(const AdminOptions& admin, bool as_json) {
     row("mode") << str_of(status, "mode", "?") << "\n";
     row("legacy") << str_of(status, "legacy_upstream", "?") << "\n";
     row("version") << int_of(status, "version") << "   etag " << str_of(status, "etag") << "\n";
-    if (auto it = status.find("draining"); it != status.end() && it->is_boolean() && it->get<bool>())
+    if (auto it = status.find("draining");
+        it != status.end() && it->is_boolean() && it->get<bool>())
       row("draining") << "yes\n";
 
     const auto requests = requests_of(status);
@@ -330,7 +337,8 @@ int run_status(const AdminOptions& admin, bool as_json) {
     for (const auto& name : upstream_names(status)) width = std::max(width, name.size() + 2);
     std::cout << "\nupstreams\n";
     std::cout << "  " << std::left << std::setw(static_cast<int>(width)) << "name" << std::setw(40)
-              << "url" << std::right << std::setw(10) << "requests" << "\n";
+              << "url" << std::right << std::setw(10) << "requests"
+              << "\n";
     for (const auto& name : upstream_names(status)) {
       long long count = 0;
       if (auto it = requests.find(name); it != requests.end()) count = it->second;
@@ -344,8 +352,8 @@ int run_status(const AdminOptions& admin, bool as_json) {
     if (auto it = status.find("routes"); it != status.end() && it->is_array())
       for (const auto& r : *it) {
         any_route = true;
-        std::cout << "  " << std::left << std::setw(20) << str_of(r, "prefix") << std::right << " -> "
-                  << str_of(r, "upstream");
+        std::cout << "  " << std::left << std::setw(20) << str_of(r, "prefix") << std::right
+                  << " -> " << str_of(r, "upstream");
         const std::string replacement = str_of(r, "replacement");
         if (!replacement.empty()) std::cout << " " << replacement;
         std::cout << "\n";

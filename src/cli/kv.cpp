@@ -19,9 +19,13 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string key_path(const std::string& key) { return "/admin/kv/" + percent_encode(key); }
+std::string key_path(const std::string& key) {
+  return "/admin/kv/" + percent_encode(key);
+}
 
-std::string if_match_of(const std::string& given) { return given.empty() ? "" : normalize_etag(given); }
+std::string if_match_of(const std::string& given) {
+  return given.empty() ? "" : normalize_etag(given);
+}
 
 // "version 8, etag "…"" from a write's answer.
 std::string write_summary(const AdminResponse& res) {
@@ -29,7 +33,8 @@ std::string write_summary(const AdminResponse& res) {
   try {
     const json j = json::parse(res.body);
     if (j.is_object()) {
-      if (auto v = j.find("version"); v != j.end() && v->is_number()) out << "version " << v->get<long long>();
+      if (auto v = j.find("version"); v != j.end() && v->is_number())
+        out << "version " << v->get<long long>();
       if (auto e = j.find("etag"); e != j.end() && e->is_string())
         out << (out.tellp() > 0 ? ", " : "") << "etag " << e->get<std::string>();
     }
@@ -55,10 +60,12 @@ int run_kv_get(const AdminOptions& admin, const std::string& key, bool as_json) 
     try {
       j = json::parse(res.body);
     } catch (const json::exception&) {
-      throw CliError(kExitError, "the admin API answered GET " + key_path(key) + " with invalid JSON");
+      throw CliError(kExitError,
+                     "the admin API answered GET " + key_path(key) + " with invalid JSON");
     }
     if (!j.is_object() || !j.contains("value") || !j["value"].is_string())
-      throw CliError(kExitError, "the admin API answered GET " + key_path(key) + " without a value");
+      throw CliError(kExitError,
+                     "the admin API answered GET " + key_path(key) + " without a value");
     if (as_json) {
       json out = {{"key", key}, {"value", j["value"]}, {"etag", res.etag}};
       std::cout << out.dump() << "\n";
@@ -73,8 +80,8 @@ int run_kv_put(const AdminOptions& admin, const std::string& key, const std::str
                const std::string& if_match) {
   return run_guarded([&] {
     const AdminClient client(admin);
-    const AdminResponse res =
-        client.call("PUT", key_path(key), value, if_match_of(if_match), "text/plain; charset=utf-8");
+    const AdminResponse res = client.call("PUT", key_path(key), value, if_match_of(if_match),
+                                          "text/plain; charset=utf-8");
     std::cout << "put " << key << ": " << write_summary(res) << "\n";
     return kExitOk;
   });
@@ -150,12 +157,14 @@ int run_kv_import(const AdminOptions& admin, const std::string& path, const std:
     try {
       existing = parse_kvs_json(current.body);
     } catch (const InvalidStore& e) {
-      throw CliError(kExitError, std::string("the admin API answered GET /admin/kv with ") + e.what());
+      throw CliError(kExitError,
+                     std::string("the admin API answered GET /admin/kv with ") + e.what());
     }
     std::string guard = if_match_of(if_match);
     if (guard.empty()) guard = current.etag;
     if (guard.empty())
-      throw CliError(kExitError, "the admin API answered GET /admin/kv without an ETag; pass --if-match");
+      throw CliError(kExitError,
+                     "the admin API answered GET /admin/kv without an ETag; pass --if-match");
 
     json puts = json::array();
     json deletes = json::array();
@@ -169,8 +178,8 @@ int run_kv_import(const AdminOptions& admin, const std::string& path, const std:
       for (const auto& [key, value] : existing)
         if (matches(match, key) && !wanted.count(key)) deletes.push_back({{"key", key}});
     if (puts.empty() && deletes.empty()) {
-      std::cout << "nothing to import from " << path << (match.empty() ? "" : " (no key matches " + match + ")")
-                << "\n";
+      std::cout << "nothing to import from " << path
+                << (match.empty() ? "" : " (no key matches " + match + ")") << "\n";
       return kExitOk;
     }
     const json batch = {{"puts", puts}, {"deletes", deletes}};

@@ -10,7 +10,8 @@ int main(int argc, char** argv) {
   auto* serve = app.add_subcommand("serve", "run the proxy daemon");
   serve->add_option("-c,--config", config_path, "static configuration file")->capture_default_str();
 
-  auto* check = app.add_subcommand("check-config", "validate a config file and its store, then exit");
+  auto* check =
+      app.add_subcommand("check-config", "validate a config file and its store, then exit");
   check->add_option("-c,--config", config_path, "static configuration file")->capture_default_str();
 
   std::string username, salt;
@@ -69,36 +70,48 @@ int main(int argc, char** argv) {
       "rollback", "split 0 at once and cancel any ramp: every user goes to the legacy upstream"));
 
   bool status_json = false;
-  auto* status = admin_options(app.add_subcommand("status", "show the split, ramp, upstreams, routes, counters"));
+  auto* status = admin_options(
+      app.add_subcommand("status", "show the split, ramp, upstreams, routes, counters"));
   status->add_flag("--json", status_json, "print GET /admin/status as is");
 
-  auto* kv = app.add_subcommand("kv", "read and write the routing store (keys: DESIGN.md section 2)");
+  auto* kv =
+      app.add_subcommand("kv", "read and write the routing store (keys: DESIGN.md section 2)");
   kv->require_subcommand(1);
   std::string kv_key, kv_value, kv_if_match, kv_file, kv_output, kv_match;
   bool kv_json = false, kv_replace = false;
-  auto* kv_get = admin_options(kv->add_subcommand("get", "print a key's value (exit 1 when absent)"));
+  auto* kv_get =
+      admin_options(kv->add_subcommand("get", "print a key's value (exit 1 when absent)"));
   kv_get->add_option("key", kv_key, "the key")->required();
   kv_get->add_flag("--json", kv_json, "print {\"key\",\"value\",\"etag\"}");
-  auto* kv_put = admin_options(kv->add_subcommand("put", "set a key (validated with the whole store)"));
+  auto* kv_put =
+      admin_options(kv->add_subcommand("put", "set a key (validated with the whole store)"));
   kv_put->add_option("key", kv_key, "the key")->required();
   kv_put->add_option("value", kv_value, "the value")->required();
-  kv_put->add_option("--if-match", kv_if_match, "only if the store's ETag is still this one (exit 5 otherwise)");
-  auto* kv_delete = admin_options(kv->add_subcommand("delete", "delete a key (exit 1 when absent)"));
+  kv_put->add_option("--if-match", kv_if_match,
+                     "only if the store's ETag is still this one (exit 5 otherwise)");
+  auto* kv_delete =
+      admin_options(kv->add_subcommand("delete", "delete a key (exit 1 when absent)"));
   kv_delete->add_option("key", kv_key, "the key")->required();
-  kv_delete->add_option("--if-match", kv_if_match, "only if the store's ETag is still this one (exit 5 otherwise)");
-  auto* kv_export = admin_options(kv->add_subcommand("export", "the whole store as a KeyValueStore import file"));
+  kv_delete->add_option("--if-match", kv_if_match,
+                        "only if the store's ETag is still this one (exit 5 otherwise)");
+  auto* kv_export =
+      admin_options(kv->add_subcommand("export", "the whole store as a KeyValueStore import file"));
   kv_export->add_option("-o,--output", kv_output, "write to this file instead of stdout");
   auto* kv_import = admin_options(kv->add_subcommand(
       "import",
       "write every item of a KeyValueStore import file in one atomic batch, guarded by the ETag\n"
       "read just before (a concurrent change makes it fail with exit 5, nothing lost)"));
-  kv_import->add_option("file", kv_file, "KeyValueStore import file {\"data\":[{\"key\",\"value\"}]}")
+  kv_import
+      ->add_option("file", kv_file, "KeyValueStore import file {\"data\":[{\"key\",\"value\"}]}")
       ->required()
       ->check(CLI::ExistingFile);
-  kv_import->add_option("--if-match", kv_if_match, "guard with this ETag instead of the one just read");
-  kv_import->add_flag("--replace", kv_replace, "also delete every current key absent from the file");
-  kv_import->add_option("--match", kv_match,
-                        "only keys matching this glob, in the file and for --replace (e.g. 'APIGW_*_URL')");
+  kv_import->add_option("--if-match", kv_if_match,
+                        "guard with this ETag instead of the one just read");
+  kv_import->add_flag("--replace", kv_replace,
+                      "also delete every current key absent from the file");
+  kv_import->add_option(
+      "--match", kv_match,
+      "only keys matching this glob, in the file and for --replace (e.g. 'APIGW_*_URL')");
 
   try {
     app.parse(argc, argv);
@@ -111,8 +124,8 @@ int main(int argc, char** argv) {
   if (*check) return figshift::cli::run_check_config(config_path);
   if (*bucket) return figshift::cli::run_bucket(username, salt, split);
   if (*demo)
-    return figshift::cli::run_demo_upstreams(
-        demo_address, {{"A", port_a}, {"B1", port_b1}, {"B2", port_b2}});
+    return figshift::cli::run_demo_upstreams(demo_address,
+                                             {{"A", port_a}, {"B1", port_b1}, {"B2", port_b2}});
   if (*shift) return figshift::cli::run_shift(admin, shift_percent, shift_seconds, !no_wait);
   if (*rollback) return figshift::cli::run_rollback(admin);
   if (*status) return figshift::cli::run_status(admin, status_json);
@@ -120,6 +133,7 @@ int main(int argc, char** argv) {
   if (*kv_put) return figshift::cli::run_kv_put(admin, kv_key, kv_value, kv_if_match);
   if (*kv_delete) return figshift::cli::run_kv_delete(admin, kv_key, kv_if_match);
   if (*kv_export) return figshift::cli::run_kv_export(admin, kv_output);
-  if (*kv_import) return figshift::cli::run_kv_import(admin, kv_file, kv_if_match, kv_replace, kv_match);
+  if (*kv_import)
+    return figshift::cli::run_kv_import(admin, kv_file, kv_if_match, kv_replace, kv_match);
   return 1;
 }
