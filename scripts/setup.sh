@@ -22,6 +22,9 @@ packages=(
   openssl
   curl
   ca-certificates
+  # libFuzzer targets (scripts/fuzz.sh, scripts/test.sh --fuzz-smoke): clang and its runtime
+  clang-14
+  libclang-rt-14-dev
 )
 
 # The differential tests run the original JavaScript edge function. Any node
