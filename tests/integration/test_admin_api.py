@@ -309,7 +309,7 @@ class TokenTest(AdminTestCase):
                  ("PUT", "/admin/kv/traffic-split", "100"), ("DELETE", "/admin/kv/route:/orders", None),
                  ("POST", "/admin/kv", '{"puts":[{"key":"traffic-split","value":"100"}]}'),
                  ("POST", "/admin/traffic-shift", '{"percent":100,"seconds":0}'),
-                 ("POST", "/admin/rollback", None), ("GET", "/metrics", None), ("GET", "/", None),
+                 ("POST", "/admin/rollback", None), ("GET", "/metrics", None), ("POST", "/", "x"),
                  ("GET", "/admin/nope", None), ("DELETE", "/admin/status", None), ("GET", "/nope/at/all", None)]
         bad_auth = [None, "Bearer wrong", "Bearer " + TOKEN + "x", "Bearer " + TOKEN[:-1],
                     "Bearer " + TOKEN.upper(), "Basic " + TOKEN, "Token " + TOKEN, TOKEN, "Bearer",
@@ -406,6 +406,14 @@ class SeparationAndLimitsTest(AdminTestCase):
                 self.assertTrue(allow <= got, "Allow %r should list %r" % (r.headers.get("allow"), allow))
                 self.assertNotIn(method, got)
         self.assertEqual(self.state(), before)
+
+    def test_health_routes_wrong_method_405(self):
+        # docs/admin-api.md: "405 known path, wrong method (Allow lists the right ones)"
+        for method, path in (("POST", "/healthz"), ("PUT", "/readyz"), ("DELETE", "/readyz")):
+            with self.subTest(method=method, path=path):
+                r = self.adm(method, path, "x" if method != "DELETE" else None, auth=False)
+                self.assertJsonError(r, 405, "%s %s" % (method, path))
+                self.assertIn("GET", r.headers.get("allow", ""))
 
     def test_413_for_a_100k_body(self):
         before = self.state()

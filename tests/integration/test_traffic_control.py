@@ -167,6 +167,11 @@ class TrafficControlTest(h.FigTestCase):
             self.assertEqual(stt["traffic_split"], 100)
             if s1 < end - SLACK_MS:
                 self.assertTrue(stt["ramp"]["active"], stt)
+            sr = stt["ramp"]
+            self.assertEqual((sr["from"], sr["to"], sr["start_ms"]), (0, 100, ramp["start_ms"]), sr)
+            self.assertTrue(0 <= sr["progress"] <= 1, sr)
+            self.assertTrue(max(0, end - s1 - SLACK_MS) <= sr["remaining_ms"] <= max(0, end - s0 + SLACK_MS),
+                            (s0, s1, sr))
             rounds += 1
         self.assertEqual(counts, sorted(counts), "share of users on B1 must never fall: %r" % counts)
         self.assertGreaterEqual(len({c for c in counts if 0 < c < 200}), 4,
