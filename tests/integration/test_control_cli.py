@@ -190,6 +190,20 @@ class ControlCliTest(h.FigTestCase):
         self.assertTrue(st["ramp"]["active"], st)
         self.assertEqual(st["traffic_split"], 50)
 
+    def test_watch_ends_with_exit_1_when_the_ramp_is_replaced(self):
+        d = self.start()
+        p = subprocess.Popen([h.figshift_bin(), "shift", "50", "--over", "60"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, env=self.env(d.admin_url))
+        try:
+            self.assertIn("ramp started", p.stdout.readline())
+            self.ok(self.cli(d, "rollback"))
+            out, err = p.communicate(timeout=10)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        self.assertEqual(p.returncode, 1, out + err)
+        self.assertIn("the ramp was replaced", out)
+
     def test_status_human(self):
         d = self.start(self.store(**{"traffic-split": "20"}))
         d.get("/orders/1", user="user1")
