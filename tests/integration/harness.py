@@ -186,6 +186,8 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
                 self.send_header("Content-Length", str(size))
                 self.end_headers()
                 self.wfile.write(payload)
+            with srv.lock:
+                srv.big_responses_sent += 1  # the whole body left this process (the peer read most of it)
             return
         payload = json.dumps(record).encode("utf-8")
         if behaviour == "close_mid":
@@ -250,6 +252,7 @@ class EchoHTTPServer(_QuietServerMixin, http.server.ThreadingHTTPServer):
         self.extra_response_headers = []
         self.connections = 0
         self.closed_connections = 0  # connections whose handler finished (peer closed or timed out)
+        self.big_responses_sent = 0  # __size responses completely written
         self.live = []
         super().__init__(addr, EchoHandler)
 
