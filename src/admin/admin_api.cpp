@@ -1,5 +1,7 @@
 #include "admin/admin_api.hpp"
 
+#include "admin/dashboard.hpp"
+
 #include <nlohmann/json.hpp>
 
 namespace figshift::admin {
@@ -215,6 +217,9 @@ ApiResponse handle(const ApiRequest& request, AdminContext& context) {
     return context.draining() ? reply(503, json{{"status", "draining"}})
                               : reply(200, json{{"status", "ready"}});
 
+  // The dashboard page carries no data: served without the token (everything it fetches needs it).
+  if (path == "/" && request.method == "GET") return dashboard_response();
+
   // Everything else needs the token, and answers 401 before revealing whether the route exists.
   if (!context.token.empty() && !bearer_matches(request.authorization, context.token)) {
     auto res = error(401, "unauthorized");
@@ -246,6 +251,7 @@ ApiResponse handle(const ApiRequest& request, AdminContext& context) {
     if (request.method != "POST") return method_not_allowed("POST");
     return rollback(context);
   }
+  if (path == "/") return method_not_allowed("GET");
   if (path == "/admin/kv") return kv_all(request, context);
   if (path.starts_with(kv_prefix) && path.size() > kv_prefix.size()) {
     auto key = percent_decode(path.substr(kv_prefix.size()));
