@@ -33,6 +33,15 @@ if ! command -v node >/dev/null 2>&1; then
   packages+=(nodejs)
 fi
 
+# Observability tests: the browser test drives Debian's headless Chromium with
+# playwright-core from npm (tests/browser), and the metrics test checks a scrape
+# with promtool (Debian's prometheus package). As for node, an npm already on
+# PATH is kept.
+packages+=(chromium prometheus)
+if ! command -v npm >/dev/null 2>&1; then
+  packages+=(npm)
+fi
+
 check_only=0
 case "${1:-}" in
   --check) check_only=1 ;;

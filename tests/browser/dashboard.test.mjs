@@ -257,6 +257,9 @@ test("dashboard: live split, traffic per upstream, ramp and rollback from the pa
   const err = JSON.parse(await page.getAttribute("#error-chart", "data-latest"));
   for (const name of ["A", "B1", "B2"]) assert.equal(err[name], 0, `error rate of ${name}: ${JSON.stringify(err)}`);
   assert.equal(await page.locator("#upstreams-table tbody tr").count(), 3);
+  const share = JSON.parse(await page.getAttribute("#share-bar", "data-share"));
+  assert.ok(share.B1 > 0.1 && share.B2 > 0.1 && share.A > 0.1, `share of requests at 100 %: ${JSON.stringify(share)}`);
+  assert.ok(Number(await page.getAttribute("#group-share", "data-new")) > 0.5, "most requests come from the new group");
   await page.screenshot({ path: path.join(SHOT_DIR, "dashboard.png") });
 
   // The token is never shown.
