@@ -212,6 +212,9 @@ ApiResponse handle(const ApiRequest& request, AdminContext& context) {
   const std::string_view target = request.target;
   const std::string_view path = target.substr(0, target.find('?'));
 
+  if ((path == "/healthz" || path == "/readyz") && request.method != "GET" &&
+      request.method != "HEAD")
+    return method_not_allowed("GET, HEAD");
   if (path == "/healthz") return reply(200, json{{"status", "ok"}});
   if (path == "/readyz")
     return context.draining() ? reply(503, json{{"status", "draining"}})

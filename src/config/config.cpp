@@ -1,5 +1,6 @@
 #include "figshift/config.hpp"
 
+#include <cctype>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -204,6 +205,10 @@ Config parse_config(const std::string& json_text, const std::filesystem::path& f
   }
 
   top.string("debug_header", c.debug_header);
+  for (char ch : c.debug_header)  // RFC 9110 token characters only: no spaces, no CR/LF
+    if (!std::isalnum(static_cast<unsigned char>(ch)) &&
+        std::string_view("!#$%&'*+-.^_`|~").find(ch) == std::string_view::npos)
+      Section::fail("debug_header", "\"" + c.debug_header + "\" is not a valid header name");
 
   if (const json* l = top.get("log")) {
     Section s(*l, "log");

@@ -37,7 +37,13 @@ void make_upstream_request(Request& client, Request& out, const Upstream& upstre
   out.target(target);
   out.version(11);
   const std::string original_host(client[http::field::host]);
-  std::string forwarded_for(client[x_forwarded_for]);
+  // Repeated X-Forwarded-For lines form one list (RFC 9110 §5.3): keep them all.
+  std::string forwarded_for;
+  for (const auto& field : client.base())
+    if (beast::iequals(field.name_string(), x_forwarded_for) && !field.value().empty()) {
+      if (!forwarded_for.empty()) forwarded_for += ", ";
+      forwarded_for += field.value();
+    }
   for (const auto& field : client.base()) {
     const auto name = field.name_string();
     if (field.name() == http::field::host || field.name() == http::field::content_length ||
@@ -47,6 +53,8 @@ void make_upstream_request(Request& client, Request& out, const Upstream& upstre
     out.insert(name, field.value());
   }
   remove_hop_by_hop(out.base());
+  // The body is already here: an upstream 100 Continue would be taken for the response.
+  out.erase(http::field::expect);
   out.set(http::field::host, upstream.host_header);
   forwarded_for = forwarded_for.empty() ? std::string(client_ip)
                                         : forwarded_for + ", " + std::string(client_ip);

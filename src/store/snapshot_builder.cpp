@@ -16,6 +16,26 @@ constexpr std::size_t max_value_bytes = 1024;
   throw InvalidStore(key + ": " + why);
 }
 
+// The store is JSON on disk and in the API: it can only hold valid UTF-8.
+bool valid_utf8(std::string_view text) {
+  for (std::size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    std::size_t length = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (length == 0 || i + length > text.size()) return false;
+    std::uint32_t code = length == 1 ? c : c & (0xff >> (length + 1));
+    for (std::size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xc0) != 0x80) return false;
+      code = (code << 6) | (next & 0x3f);
+    }
+    static constexpr std::uint32_t min_for_length[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (code < min_for_length[length] || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff))
+      return false;  // overlong, out of range, or a surrogate
+    i += length;
+  }
+  return true;
+}
+
 bool upstream_name(std::string_view name) {
   if (name.empty()) return false;
   for (char c : name)
@@ -100,6 +120,8 @@ std::shared_ptr<const Snapshot> build_snapshot(const KvMap& kv, std::uint64_t ve
       bad(key.substr(0, 64), "keys must be 1 to " + std::to_string(max_key_bytes) + " bytes");
     if (value.size() > max_value_bytes)
       bad(key, "values must be at most " + std::to_string(max_value_bytes) + " bytes");
+    if (!valid_utf8(key)) bad("(key)", "keys must be valid UTF-8");
+    if (!valid_utf8(value)) bad(key, "values must be valid UTF-8");
     if (key.starts_with("APIGW_") && key.ends_with("_URL") && key.size() > 10) {
       std::string name = key.substr(6, key.size() - 10);
       if (!upstream_name(name)) bad(key, "upstream names must match [A-Z0-9]+");

@@ -362,7 +362,7 @@ TEST(ConfigTypes, LogLevels) {
 
 // The debug header is sent on every response, so it must be an RFC 9110 field
 // name (token). Known bug: any string is accepted (see the report).
-TEST(ConfigTypes, DISABLED_DebugHeaderMustBeAFieldName) {
+TEST(ConfigTypes, DebugHeaderMustBeAFieldName) {
   for (const std::string name : {"bad header", "x:y", "x\r\ny: z", "caf\xC3\xA9"}) {
     json j = minimal();
     j["debug_header"] = name;
