@@ -109,4 +109,8 @@ Decision decide(const RequestHead& head, const Snapshot& snapshot, std::int64_t 
 // "/prod" + "/orders/7" -> "/prod/orders/7", never doubling or dropping the '/'.
 std::string join_path(std::string_view base, std::string_view path);
 
+// RFC 3986 dot-segment removal ("/a/./b/../c" -> "/a/c"), with "%2e" taken as
+// '.', so a path cannot climb out of a route's prefix on the upstream.
+std::string normalize_path(std::string_view path);
+
 }  // namespace figshift

@@ -64,7 +64,10 @@ Decision decide(const RequestHead& head, const Snapshot& snapshot, std::int64_t 
 
   Decision decision;
   decision.upstream = &snapshot.upstreams[snapshot.legacy];
-  std::string path(request.path);
+  // Route and forward the same path, with no dot segment left for the upstream to resolve.
+  const bool may_have_dots = request.path.find("/.") != std::string_view::npos ||
+                             request.path.find('%') != std::string_view::npos;
+  std::string path = may_have_dots ? normalize_path(request.path) : std::string(request.path);
 
   // Anonymous requests have no bucket and stay legacy.
   if (const std::optional<std::string> username = basic_auth_username(head.authorization)) {
@@ -75,9 +78,9 @@ Decision decide(const RequestHead& head, const Snapshot& snapshot, std::int64_t 
   // Only migrated paths move: a migrated user on an unrouted path stays on
   // the legacy upstream, while still counting as migrated.
   if (decision.group == Group::migrated) {
-    if (const Route* route = snapshot.routes.match(request.path)) {
+    if (const Route* route = snapshot.routes.match(path)) {
       decision.upstream = &snapshot.upstreams[route->upstream];
-      path = rewrite(*route, request.path);
+      path = rewrite(*route, path);
     }
   }
 

@@ -24,3 +24,41 @@ std::string join_path(std::string_view base, std::string_view path) {
 }
 
 }  // namespace figshift
+
+namespace figshift {
+
+std::string normalize_path(std::string_view path) {
+  // "%2e" is an encoded '.', and upstreams may decode it: treat it as one so
+  // that "/orders/%2e%2e/admin" cannot climb out of a rewritten prefix either.
+  std::string decoded;
+  decoded.reserve(path.size());
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    if (path[i] == '%' && i + 2 < path.size() && path[i + 1] == '2' && (path[i + 2] == 'e' || path[i + 2] == 'E')) {
+      decoded += '.';
+      i += 2;
+    } else {
+      decoded += path[i];
+    }
+  }
+  // RFC 3986 §5.2.4 remove_dot_segments, over whole segments.
+  std::string out;
+  out.reserve(decoded.size());
+  std::size_t i = 0;
+  while (i < decoded.size()) {
+    const std::size_t end = decoded.find('/', i + 1);
+    const std::string_view segment =
+        std::string_view(decoded).substr(i, end == std::string::npos ? std::string::npos : end - i);
+    // segment includes its leading '/', e.g. "/..", "/.", "/x"
+    if (segment == "/." || segment == "/..") {
+      if (segment == "/.." && !out.empty()) out.erase(out.rfind('/'));
+      if (end == std::string::npos) out += '/';  // "/a/.." and "/a/." end on a directory
+    } else {
+      out += segment;
+    }
+    if (end == std::string::npos) break;
+    i = end;
+  }
+  return out.empty() ? std::string("/") : out;
+}
+
+}  // namespace figshift
