@@ -22,8 +22,11 @@ namespace figshift {
 using KvMap = std::map<std::string, std::string>;
 
 // A store content that breaks a rule; what() names the key and the reason.
+// The message quotes keys and values as sent, so control bytes and bytes that
+// are not UTF-8 are shown as \xNN: it goes into logs and JSON error bodies, and
+// a NUL would otherwise end what() where it starts.
 struct InvalidStore : std::runtime_error {
-  using std::runtime_error::runtime_error;
+  explicit InvalidStore(const std::string& message);
 };
 
 // Parses `APIGW_<NAME>_URL` values. Throws InvalidStore.

@@ -8,6 +8,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -55,7 +57,9 @@ void check_import_file(std::string_view text) {
   KvMap kv;
   try {
     kv = figshift::parse_kvs_json(text);
-  } catch (const figshift::InvalidStore&) {
+  } catch (const figshift::InvalidStore& e) {
+    FUZZ_CHECK(*e.what() != '\0');
+    (void)nlohmann::json{{"error", e.what()}}.dump();  // the admin API's error body
     return;
   }
   // What parses serialises and parses back to the same content, with the same ETag.
@@ -110,7 +114,11 @@ void check_batch(std::string_view text) {
   const figshift::WriteResult result = store.apply(batch, if_match);
   FUZZ_CHECK(result.etag == store.etag());
   if (result.status != figshift::WriteStatus::ok) {
+    // A reason, printable: it goes into a log line and a JSON error body.
     FUZZ_CHECK(!result.message.empty());
+    for (const char c : result.message)
+      FUZZ_CHECK(static_cast<unsigned char>(c) >= 0x20 && c != 0x7F);
+    (void)nlohmann::json{{"error", result.message}}.dump();  // throws on invalid UTF-8
     FUZZ_CHECK(store.items() == before);
     FUZZ_CHECK(store.etag() == etag_before);
     FUZZ_CHECK(store.version() == version_before);
