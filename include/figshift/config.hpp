@@ -69,6 +69,7 @@ struct Config {
     bool enabled = true;
     std::string path = "-";         // "-": standard output
     bool include_username = false;  // the decoded Basic-auth username, opt-in only
+    ms flush_interval{250};         // longest a line waits in a worker's buffer
   } access_log;
 
   std::string debug_header = "x-figshift-upstream";  // empty: off

@@ -71,13 +71,6 @@ std::string render_prometheus(const TrafficStats& stats, const Snapshot& snapsho
 
 }  // namespace figshift
 
-namespace spdlog {
-class logger;
-namespace details {
-class thread_pool;
-}
-}  // namespace spdlog
-
 namespace figshift {
 
 struct AccessRecord {
@@ -94,20 +87,42 @@ struct AccessRecord {
   std::string_view username;  // only when access_log.include_username
 };
 
-// One JSON line per request through an asynchronous spdlog logger, so a slow
-// disk or pipe never blocks a worker (lines are dropped instead, oldest first).
+// One JSON line per request. Workers format lines into their own buffer
+// (AccessLogBuffer, no lock) and hand over whole batches; one writer thread
+// writes them, so a slow disk or pipe never blocks a worker. If the writer
+// falls more than `max_queued_bytes` behind, batches are dropped and counted.
 // Never carries the Authorization header or the password.
-// Thread-safety: write() may be called from any thread.
+// Thread-safety: submit() may be called from any thread.
 class AccessLog {
  public:
   explicit AccessLog(const std::string& path);  // "-": stdout; throws on an unopenable file
-  ~AccessLog();
+  ~AccessLog();                                 // writes what is queued, then stops
+  AccessLog(const AccessLog&) = delete;
+  AccessLog& operator=(const AccessLog&) = delete;
+
+  void submit(std::string batch);
+  std::uint64_t dropped_bytes() const;
+
+ private:
+  void run();
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// A worker's private line buffer. Thread-safety: one thread only.
+class AccessLogBuffer {
+ public:
+  AccessLogBuffer(AccessLog& log, std::size_t flush_bytes = 64 * 1024);
+  ~AccessLogBuffer() { flush(); }
   void write(const AccessRecord& record);
   void flush();
 
  private:
-  std::shared_ptr<spdlog::details::thread_pool> pool_;
-  std::shared_ptr<spdlog::logger> logger_;
+  AccessLog& log_;
+  std::size_t flush_bytes_;
+  std::string buffer_;
+  std::int64_t cached_second_ = -1;
+  char cached_time_[32] = {};  // "2026-11-22T02:42:42" for cached_second_
 };
 
 }  // namespace figshift

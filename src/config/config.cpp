@@ -201,6 +201,7 @@ Config parse_config(const std::string& json_text, const std::filesystem::path& f
     s.string("path", path, false);
     c.access_log.path = path == "-" ? path : relative_to(dir, path).string();
     s.boolean("include_username", c.access_log.include_username);
+    s.millis("flush_interval_ms", c.access_log.flush_interval);
     s.finish();
   }
 

@@ -369,7 +369,7 @@ void ClientSession::respond_error(http::status status, std::string_view message)
   do_write(json_error(status, message, client_version_ ? client_version_ : 11, false));
 }
 
-void ClientSession::write_access_log(AccessLog& log) {
+void ClientSession::write_access_log(AccessLogBuffer& log) {
   AccessRecord record;
   record.connection = id_;
   record.client = client_ip_;

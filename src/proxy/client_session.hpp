@@ -64,7 +64,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void respond_error(http::status status, std::string_view message);
   void fail(error_code ec, const char* what);
   UpstreamStats& upstream_stats();
-  void write_access_log(AccessLog& log);
+  void write_access_log(AccessLogBuffer& log);
   void close();
 
   Worker& worker_;

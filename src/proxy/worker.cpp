@@ -33,7 +33,9 @@ Worker::Worker(unsigned index, const Config& config, asio::ssl::context& tls_con
       sweep_timer_(ioc_),
       pool_(config.timeouts.upstream_idle, config.limits.upstream_idle_per_origin),
       snapshot_(worker_local(std::move(initial))),
-      access_log_(access_log) {}
+      access_log_timer_(ioc_) {
+  if (access_log) access_log_.emplace(*access_log);
+}
 
 void Worker::listen(const std::vector<asio::ip::tcp::endpoint>& endpoints) {
   for (const auto& endpoint : endpoints) {
@@ -51,6 +53,7 @@ void Worker::listen(const std::vector<asio::ip::tcp::endpoint>& endpoints) {
   }
   for (std::size_t i = 0; i < acceptors_.size(); ++i) do_accept(i);
   schedule_sweep();
+  if (access_log_) schedule_access_log_flush();
 }
 
 std::vector<asio::ip::tcp::endpoint> Worker::local_endpoints() const {
@@ -59,7 +62,10 @@ std::vector<asio::ip::tcp::endpoint> Worker::local_endpoints() const {
   return out;
 }
 
-void Worker::run() { ioc_.run(); }
+void Worker::run() {
+  ioc_.run();
+  if (access_log_) access_log_->flush();
+}
 
 void Worker::do_accept(std::size_t acceptor) {
   acceptors_[acceptor].async_accept(
@@ -106,6 +112,15 @@ void Worker::schedule_sweep() {
   });
 }
 
+void Worker::schedule_access_log_flush() {
+  access_log_timer_.expires_after(config_.access_log.flush_interval);
+  access_log_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    access_log_->flush();
+    if (!draining_) schedule_access_log_flush();
+  });
+}
+
 void Worker::publish(std::shared_ptr<const Snapshot> snapshot) {
   asio::post(ioc_, [this, snapshot = std::move(snapshot)]() mutable {
     snapshot_ = worker_local(std::move(snapshot));
@@ -119,6 +134,7 @@ void Worker::drain() {
     for (auto& acceptor : acceptors_) acceptor.close(ignored);
     for (auto& timer : accept_backoff_) timer->cancel();
     sweep_timer_.cancel();
+    access_log_timer_.cancel();
     pool_.clear();
     // Copy first: on_drain may end sessions, which erase themselves from the map.
     std::vector<std::shared_ptr<ClientSession>> live;

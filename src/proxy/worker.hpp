@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -41,7 +42,7 @@ class Worker {
   UpstreamPool& pool() { return pool_; }
   asio::ssl::context& tls_context() { return tls_context_; }
   TrafficStats& stats() { return stats_; }
-  AccessLog* access_log() { return access_log_; }  // nullptr when off
+  AccessLogBuffer* access_log() { return access_log_ ? &*access_log_ : nullptr; }  // null: off
   // A copy of this worker's counters; call on the worker's thread.
   TrafficStats collect() const;
   bool draining() const { return draining_; }
@@ -54,6 +55,7 @@ class Worker {
   void do_accept(std::size_t acceptor);
   void on_accept(std::size_t acceptor, boost::system::error_code ec, asio::ip::tcp::socket socket);
   void schedule_sweep();
+  void schedule_access_log_flush();
 
   unsigned index_;
   const Config& config_;
@@ -65,7 +67,8 @@ class Worker {
   UpstreamPool pool_;
   std::shared_ptr<const Snapshot> snapshot_;
   TrafficStats stats_;
-  AccessLog* access_log_;
+  std::optional<AccessLogBuffer> access_log_;
+  asio::steady_timer access_log_timer_;
   std::unordered_map<std::uint64_t, std::weak_ptr<ClientSession>> sessions_;
   std::uint64_t next_id_ = 1;
   bool draining_ = false;
