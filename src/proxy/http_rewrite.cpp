@@ -32,8 +32,11 @@ void make_upstream_request(Request& client, Request& out, const Upstream& upstre
                            std::string target, std::string_view client_ip,
                            std::string_view client_proto) {
   out = Request{};
-  out.method(client.method());
-  if (client.method() == http::verb::unknown) out.method_string(client.method_string());
+  // Beast throws on method(verb::unknown): an extension method ("QUERY") is kept as text.
+  if (client.method() == http::verb::unknown)
+    out.method_string(client.method_string());
+  else
+    out.method(client.method());
   out.target(target);
   out.version(11);
   const std::string original_host(client[http::field::host]);
