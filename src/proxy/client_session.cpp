@@ -200,6 +200,8 @@ void ClientSession::route() {
   }
   make_upstream_request(request, upstream_request_, upstream, std::move(decision_.target),
                         client_ip_, "http");
+  upstream_head_.clear();
+  serialize_head(upstream_request_, upstream_head_);
   do_upstream();
 }
 
@@ -280,9 +282,10 @@ void ClientSession::on_handshake(error_code ec) {
 void ClientSession::do_upstream_write() {
   upstream_->tcp().expires_after(worker_.config().timeouts.upstream_response);
   upstream_parser_.reset();
+  const HeadAndBody wire(upstream_head_, upstream_request_.body());
   upstream_->visit([&](auto& stream) {
-    http::async_write(
-        stream, upstream_request_,
+    asio::async_write(
+        stream, wire,
         beast::bind_front_handler(&ClientSession::on_upstream_write, shared_from_this()));
   });
 }
@@ -410,7 +413,10 @@ void ClientSession::do_write(Response response) {
   routed_ = false;
   close_after_write_ = !response_.keep_alive();
   stream_.expires_after(worker_.config().timeouts.client_write);
-  http::async_write(stream_, response_,
+  response_head_.clear();
+  serialize_head(response_, response_head_);
+  const HeadAndBody wire(response_head_, response_.body());
+  asio::async_write(stream_, wire,
                     beast::bind_front_handler(&ClientSession::on_write, shared_from_this()));
 }
 

@@ -84,6 +84,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::chrono::steady_clock::time_point upstream_started_;
   std::chrono::steady_clock::time_point request_started_;
   Request upstream_request_;
+  std::string upstream_head_;  // serialized head of upstream_request_, reused
+  std::string response_head_;  // serialized head of response_, reused
   bool head_request_ = false;
   bool keep_alive_ = false;
   unsigned client_version_ = 11;

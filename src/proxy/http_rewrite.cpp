@@ -91,6 +91,51 @@ void make_client_response(Response& res, bool head_request, unsigned client_vers
   if (!debug_header.empty()) res.set(debug_header, upstream_name);
 }
 
+namespace {
+
+void append_fields(const http::fields& fields, std::string& out) {
+  for (const auto& field : fields) {
+    out += field.name_string();
+    out += ": ";
+    out += field.value();
+    out += "\r\n";
+  }
+  out += "\r\n";
+}
+
+void append_version(unsigned version, std::string& out) {
+  out += "HTTP/";
+  out += static_cast<char>('0' + version / 10);
+  out += '.';
+  out += static_cast<char>('0' + version % 10);
+}
+
+}  // namespace
+
+void serialize_head(const Request& request, std::string& out) {
+  out += request.method_string();
+  out += ' ';
+  out += request.target();
+  out += ' ';
+  append_version(request.version(), out);
+  out += "\r\n";
+  append_fields(request.base(), out);
+}
+
+void serialize_head(const Response& response, std::string& out) {
+  append_version(response.version(), out);
+  const unsigned status = response.result_int();
+  out += ' ';
+  out += static_cast<char>('0' + status / 100 % 10);
+  out += static_cast<char>('0' + status / 10 % 10);
+  out += static_cast<char>('0' + status % 10);
+  out += ' ';
+  const auto reason = response.reason();
+  out += reason.empty() ? http::obsolete_reason(response.result()) : reason;
+  out += "\r\n";
+  append_fields(response.base(), out);
+}
+
 Response json_error(http::status status, std::string_view message, unsigned version,
                     bool keep_alive) {
   Response res{status, version};
