@@ -25,6 +25,8 @@ packages=(
   # libFuzzer targets (scripts/fuzz.sh, scripts/test.sh --fuzz-smoke): clang and its runtime
   clang-14
   libclang-rt-14-dev
+  # load generator for the zero-loss integration test (tests/integration/test_zero_loss.py)
+  wrk
 )
 
 # The differential tests run the original JavaScript edge function. Any node
