@@ -3,11 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/ip/address.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
 #include <chrono>
 
 #include "proxy/worker.hpp"
@@ -49,31 +47,12 @@ std::string_view framing_problem(const Request& request, unsigned version) {
   return {};
 }
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-UpstreamErrorKind error_kind(UpstreamError error) {
-  switch (error) {
-    case UpstreamError::dns_failed:
-    case UpstreamError::connect_failed: return UpstreamErrorKind::connect;
-    case UpstreamError::connect_timeout:
-    case UpstreamError::response_timeout: return UpstreamErrorKind::timeout;
-    case UpstreamError::tls_failed: return UpstreamErrorKind::tls;
-    case UpstreamError::reset: return UpstreamErrorKind::reset;
-    case UpstreamError::bad_response:
-    case UpstreamError::response_too_large: return UpstreamErrorKind::bad_response;
-  }
-  return UpstreamErrorKind::reset;
-}
-
 std::int64_t unix_ms_now() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
 constexpr std::string_view continue_100 = "HTTP/1.1 100 Continue\r\n\r\n";
-constexpr std::uint32_t min_upstream_header_bytes = 64 * 1024;
 
 }  // namespace
 
@@ -205,167 +184,6 @@ void ClientSession::route() {
   do_upstream();
 }
 
-void ClientSession::do_upstream() {
-  retried_ = false;
-  upstream_started_ = std::chrono::steady_clock::now();
-  upstream_ = worker_.pool().acquire(decision_.upstream->origin);
-  upstream_reused_ = upstream_ != nullptr;
-  if (upstream_) return do_upstream_write();
-  do_resolve();
-}
-
-void ClientSession::do_resolve() {
-  const Upstream& upstream = *decision_.upstream;
-  upstream_ = std::make_unique<UpstreamConnection>(
-      stream_.get_executor(), upstream.tls ? &worker_.tls_context() : nullptr, upstream.origin);
-  ++worker_.stats().upstream_connections_opened;
-  upstream_->tcp().expires_after(worker_.config().timeouts.upstream_connect);
-
-  error_code ec;
-  auto address = asio::ip::make_address(upstream.host, ec);
-  if (!ec) {  // an IP literal needs no DNS
-    endpoints_ = {asio::ip::tcp::endpoint(address, upstream.port)};
-    return upstream_->tcp().async_connect(
-        endpoints_, beast::bind_front_handler(&ClientSession::on_connect, shared_from_this()));
-  }
-  resolver_.emplace(stream_.get_executor());
-  resolve_deadline_.expires_after(worker_.config().timeouts.upstream_connect);
-  // The deadline must not keep the session alive on its own.
-  resolve_deadline_.async_wait([weak = weak_from_this()](error_code timer_ec) {
-    if (auto self = weak.lock(); self && !timer_ec && self->resolver_) self->resolver_->cancel();
-  });
-  resolver_->async_resolve(
-      upstream.host, std::to_string(upstream.port),
-      beast::bind_front_handler(&ClientSession::on_resolve, shared_from_this()));
-}
-
-void ClientSession::on_resolve(error_code ec, asio::ip::tcp::resolver::results_type results) {
-  const bool timed_out = resolve_deadline_.expiry() <= std::chrono::steady_clock::now();
-  resolve_deadline_.cancel();
-  if (ec == asio::error::operation_aborted && timed_out)
-    return upstream_failed(UpstreamError::connect_timeout, ec);
-  if (ec) return upstream_failed(UpstreamError::dns_failed, ec);
-  endpoints_.assign(results.begin(), results.end());
-  upstream_->tcp().async_connect(
-      endpoints_, beast::bind_front_handler(&ClientSession::on_connect, shared_from_this()));
-}
-
-void ClientSession::on_connect(error_code ec, const asio::ip::tcp::endpoint&) {
-  if (ec == beast::error::timeout) return upstream_failed(UpstreamError::connect_timeout, ec);
-  if (ec) return upstream_failed(UpstreamError::connect_failed, ec);
-  upstream_->tcp().socket().set_option(asio::ip::tcp::no_delay(true), ec);
-  auto* tls = std::get_if<UpstreamConnection::Tls>(&upstream_->stream);
-  if (!tls) return do_upstream_write();
-
-  const Upstream& upstream = *decision_.upstream;
-  error_code ip_ec;
-  asio::ip::make_address(upstream.host, ip_ec);
-  // SNI carries host names only (RFC 6066 §3), never IP literals.
-  if (ip_ec && !SSL_set_tlsext_host_name(tls->native_handle(), upstream.host.c_str()))
-    return upstream_failed(UpstreamError::tls_failed, ec);
-  if (worker_.config().upstream_tls.verify) {
-    tls->set_verify_mode(asio::ssl::verify_peer, ec);
-    tls->set_verify_callback(asio::ssl::host_name_verification(upstream.host), ec);
-  } else {
-    tls->set_verify_mode(asio::ssl::verify_none, ec);
-  }
-  tls->async_handshake(asio::ssl::stream_base::client,
-                       beast::bind_front_handler(&ClientSession::on_handshake, shared_from_this()));
-}
-
-void ClientSession::on_handshake(error_code ec) {
-  if (ec == beast::error::timeout) return upstream_failed(UpstreamError::connect_timeout, ec);
-  if (ec) return upstream_failed(UpstreamError::tls_failed, ec);
-  do_upstream_write();
-}
-
-void ClientSession::do_upstream_write() {
-  upstream_->tcp().expires_after(worker_.config().timeouts.upstream_response);
-  upstream_parser_.reset();
-  const HeadAndBody wire(upstream_head_, upstream_request_.body());
-  upstream_->visit([&](auto& stream) {
-    asio::async_write(
-        stream, wire,
-        beast::bind_front_handler(&ClientSession::on_upstream_write, shared_from_this()));
-  });
-}
-
-void ClientSession::on_upstream_write(error_code ec, std::size_t) {
-  if (ec && retry_on_fresh_connection(ec)) return;
-  if (ec == beast::error::timeout) return upstream_failed(UpstreamError::response_timeout, ec);
-  if (ec) return upstream_failed(UpstreamError::reset, ec);
-  do_upstream_read();
-}
-
-void ClientSession::do_upstream_read() {
-  const auto& limits = worker_.config().limits;
-  upstream_parser_.emplace();
-  upstream_parser_->header_limit(std::max(limits.header_bytes, min_upstream_header_bytes));
-  upstream_parser_->body_limit(limits.response_body_bytes);
-  // A response to HEAD announces a body it does not carry.
-  if (head_request_) upstream_parser_->skip(true);
-  upstream_->visit([&](auto& stream) {
-    http::async_read(
-        stream, upstream_->buffer, *upstream_parser_,
-        beast::bind_front_handler(&ClientSession::on_upstream_read, shared_from_this()));
-  });
-}
-
-void ClientSession::on_upstream_read(error_code ec, std::size_t) {
-  if (ec && retry_on_fresh_connection(ec)) return;
-  if (ec == beast::error::timeout) return upstream_failed(UpstreamError::response_timeout, ec);
-  if (ec == http::error::body_limit) return upstream_failed(UpstreamError::response_too_large, ec);
-  if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
-      ec == asio::error::eof || ec == asio::error::connection_reset)
-    return upstream_failed(UpstreamError::reset, ec);
-  if (is_http_error(ec)) return upstream_failed(UpstreamError::bad_response, ec);
-  if (ec) return upstream_failed(UpstreamError::reset, ec);
-
-  // Reusable only when the response ended by its framing and nothing extra followed it.
-  const bool reusable = upstream_parser_->keep_alive() && upstream_->buffer.size() == 0;
-  Response response = upstream_parser_->release();
-  upstream_parser_.reset();
-  if (reusable) {
-    upstream_->tcp().expires_never();
-    worker_.pool().release(std::move(upstream_));
-  }
-  upstream_.reset();
-  upstream_stats().latency.observe(seconds_since(upstream_started_));
-  make_client_response(response, head_request_, client_version_,
-                       keep_alive_ && !worker_.draining(), worker_.config().debug_header,
-                       decision_.upstream->name);
-  do_write(std::move(response));
-}
-
-bool ClientSession::retry_on_fresh_connection(error_code ec) {
-  // A pooled connection the upstream closed while idle fails before any byte of
-  // a response: the request was not processed, so one retry on a new connection is safe.
-  if (!upstream_reused_ || retried_) return false;
-  if (upstream_parser_ && upstream_parser_->got_some()) return false;
-  if (ec == beast::error::timeout) return false;
-  retried_ = true;
-  ++worker_.stats().upstream_retries;
-  spdlog::debug("conn {}: pooled connection to {} was stale ({}), retrying on a new one", id_,
-                decision_.upstream->origin, ec.message());
-  do_resolve();
-  return true;
-}
-
-void ClientSession::upstream_failed(UpstreamError error, error_code ec) {
-  spdlog::warn("conn {}: upstream {} ({}): {}: {}", id_, decision_.upstream->name,
-               decision_.upstream->origin, describe(error), ec.message());
-  upstream_.reset();
-  resolver_.reset();
-  auto& stats = upstream_stats();
-  ++stats.errors[static_cast<std::size_t>(error_kind(error))];
-  stats.latency.observe(seconds_since(upstream_started_));
-  auto response = json_error(status_for(error), describe(error), client_version_,
-                             keep_alive_ && !worker_.draining());
-  if (!worker_.config().debug_header.empty())
-    response.set(worker_.config().debug_header, decision_.upstream->name);
-  do_write(std::move(response));
-}
-
 void ClientSession::respond_error(http::status status, std::string_view message) {
   ++worker_.stats().rejected_requests;
   // After a malformed or refused request the rest of the stream cannot be trusted.
@@ -396,10 +214,6 @@ void ClientSession::write_access_log(AccessLogBuffer& log) {
           .count();
   record.bytes = response_.body().size();
   log.write(record);
-}
-
-UpstreamStats& ClientSession::upstream_stats() {
-  return worker_.stats().upstreams[decision_.upstream->name];
 }
 
 void ClientSession::do_write(Response response) {
