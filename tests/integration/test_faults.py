@@ -547,6 +547,7 @@ class KillDuringWritesTest(FaultsCase):
         leftovers = [n for n in os.listdir(d.dir) if ".tmp" in n and n != "kvs.json"]
         if leftovers:
             sys.stderr.write("note: temp files left by killed writes: %r\n" % leftovers)
+        self.assertEqual(d.admin_request("PUT", "/admin/kv/traffic-split", body=b"50").status, 200)
         self.assertServes(d, "10 kill -9 rounds")
 
 
