@@ -6,6 +6,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/http/read.hpp>
+#include <cctype>
 #include <chrono>
 
 #include "proxy/worker.hpp"
@@ -33,12 +34,22 @@ bool routable_target(std::string_view target) {
   return ieq(scheme, "http") || ieq(scheme, "https");
 }
 
+// uri-host [ ":" port ] (RFC 9110 §7.2): no userinfo, path, spaces or controls.
+bool valid_host(std::string_view host) {
+  for (char c : host)
+    if (!std::isalnum(static_cast<unsigned char>(c)) &&
+        std::string_view("-._~%!$&'()*+,;=:[]").find(c) == std::string_view::npos)
+      return false;
+  return true;
+}
+
 // Requests an upstream could frame or address differently from us are refused
 // (RFC 9112 §3.2 and §6.1): that difference is what request smuggling exploits.
 std::string_view framing_problem(const Request& request, unsigned version) {
   const auto hosts = request.count(http::field::host);
   if (hosts > 1) return "more than one Host header";
   if (version >= 11 && hosts == 0) return "missing Host header";
+  if (hosts == 1 && !valid_host(request[http::field::host])) return "invalid Host header";
   if (request.count(http::field::transfer_encoding) > 1) return "repeated Transfer-Encoding header";
   if (auto te = request.find(http::field::transfer_encoding); te != request.end()) {
     if (!ieq(te->value(), "chunked")) return "unsupported Transfer-Encoding (only chunked)";

@@ -45,7 +45,15 @@ void fsync_dir(const std::filesystem::path& dir) {
 
 }  // namespace
 
-FileBackend::FileBackend(std::filesystem::path path) : path_(std::move(path)) {}
+FileBackend::FileBackend(std::filesystem::path path) : path_(std::move(path)) {
+  // A crash between writing a temp file and renaming it leaves the temp file
+  // behind (the store itself is intact): clear those from earlier runs.
+  std::error_code ec;
+  const auto dir = path_.has_parent_path() ? path_.parent_path() : std::filesystem::path(".");
+  const std::string prefix = "." + path_.filename().string() + ".tmp.";
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
+    if (entry.path().filename().string().starts_with(prefix)) std::filesystem::remove(entry.path(), ec);
+}
 
 std::string FileBackend::describe() const { return "file " + path_.string(); }
 

@@ -331,7 +331,6 @@ class HeaderFoldingAndHostTest(h.FigTestCase):
                         self.assertIn(rq["body_len"], (0, 3), "%s: %r" % (name, rq))
         self.assertRoutedTo(self.d.get("/after"), "A", "/after")
 
-    @unittest.expectedFailure  # daemon bug, reported: invalid Host values are accepted and forwarded
     def test_invalid_host_value_is_400_not_forwarded(self):
         # RFC 9112 3.2: "A server MUST respond with a 400 (Bad Request) ... to any request message that
         # contains ... a Host header field with an invalid field value."  figshift forwards them as

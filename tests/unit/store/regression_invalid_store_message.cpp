@@ -30,7 +30,7 @@ void expect_printable_utf8(const std::string& message) {
   EXPECT_FALSE(message.empty());
   for (unsigned char c : message) EXPECT_TRUE(c >= 0x20 && c != 0x7F) << "byte " << int(c);
   // What the admin API does with it: must not throw on invalid UTF-8.
-  EXPECT_NO_THROW((void)nlohmann::json{{"error", message}}.dump()) << message;
+  EXPECT_NO_THROW(((void)nlohmann::json{{"error", message}}.dump())) << message;
 }
 
 TEST(RegressionInvalidStoreMessage, KeyStartingWithNulStillHasAReason) {
