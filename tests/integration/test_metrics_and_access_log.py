@@ -300,8 +300,10 @@ class AccessLogTest(ObservabilityCase):
 
     def check_records(self, records, sent, with_user):
         self.assertEqual(len(records), len(sent), "one line per request:\n%s" % "\n".join(map(str, records)))
+        # Lines come in per-worker batches, not in request order: match them by content
+        # (two users can share a bucket and path; their echoed bodies differ in length).
         key = lambda r: (r["method"], r["path"], r.get("bucket") if r.get("bucket") is not None else -1,
-                         r["upstream"])
+                         r["upstream"], r["bytes"], (r.get("user") or "") if with_user else "")
         for rec in records:
             for field in ("time", "method", "path", "status", "upstream", "group", "bucket", "latency_ms", "bytes"):
                 self.assertIn(field, rec, rec)
