@@ -12,7 +12,11 @@ using json = nlohmann::json;
 constexpr std::string_view kv_prefix = "/admin/kv/";
 constexpr std::int64_t max_shift_seconds = 86'400;
 
-ApiResponse reply(unsigned status, const json& body) { return {status, body.dump() + "\n", {}}; }
+// Messages may quote client bytes (a path, a key, an If-Match value) that are
+// not UTF-8: replace those instead of letting the JSON writer throw.
+ApiResponse reply(unsigned status, const json& body) {
+  return {status, body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n", {}};
+}
 
 ApiResponse error(unsigned status, std::string_view message) {
   return reply(status, json{{"error", message}});

@@ -4,6 +4,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -26,6 +27,7 @@ using error_code = boost::system::error_code;
 
 constexpr std::uint64_t max_admin_body_bytes = 64 * 1024;
 constexpr std::uint32_t max_admin_header_bytes = 16 * 1024;
+constexpr std::chrono::milliseconds accept_error_pause{50};
 
 }  // namespace
 
@@ -33,7 +35,7 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
   class Session;
 
   Impl(asio::io_context& io, const Config& c, AdminContext ctx)
-      : ioc(io), config(c), context(std::move(ctx)), acceptor(io) {}
+      : ioc(io), config(c), context(std::move(ctx)), acceptor(io), accept_backoff(io) {}
 
   void do_accept();
   void on_accept(error_code ec, asio::ip::tcp::socket socket);
@@ -42,6 +44,7 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
   const Config& config;
   AdminContext context;
   asio::ip::tcp::acceptor acceptor;
+  asio::steady_timer accept_backoff;
   std::unordered_map<std::uint64_t, std::weak_ptr<Session>> sessions;
   std::uint64_t next_id = 1;
 };
@@ -83,7 +86,14 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
     admin::ApiRequest request{std::string(req.method_string()), std::string(req.target()),
                               std::string(req[http::field::authorization]),
                               std::string(req[http::field::if_match]), std::move(req.body())};
-    auto response = admin::handle(request, server_->context);
+    admin::ApiResponse response;
+    try {
+      response = admin::handle(request, server_->context);
+    } catch (const std::exception& e) {  // never let one request take the control thread down
+      spdlog::error("admin conn {}: {} {}: {}", id_, request.method, request.target, e.what());
+      response = admin::ApiResponse{500, "{\"error\":\"internal error\"}\n", {}};
+    }
+    if (request.method == "HEAD") response.body.clear();
     if (request.method != "GET" && response.status < 300)
       spdlog::info("admin: {} {} -> {}", request.method, request.target, response.status);
     write(std::move(response), req.keep_alive());
@@ -122,7 +132,13 @@ void AdminServer::Impl::do_accept() {
 void AdminServer::Impl::on_accept(error_code ec, asio::ip::tcp::socket socket) {
   if (!acceptor.is_open()) return;  // stopped
   if (ec) {
-    spdlog::warn("admin: accept failed: {}", ec.message());
+    // Out of descriptors, most likely: pause instead of spinning the control thread.
+    spdlog::warn("admin: accept failed: {} (pausing {} ms)", ec.message(), accept_error_pause.count());
+    accept_backoff.expires_after(accept_error_pause);
+    accept_backoff.async_wait([self = shared_from_this()](error_code timer_ec) {
+      if (!timer_ec && self->acceptor.is_open()) self->do_accept();
+    });
+    return;
   } else {
     auto session = std::make_shared<Session>(shared_from_this(), std::move(socket), next_id);
     sessions.emplace(next_id++, session);
@@ -167,6 +183,7 @@ std::string AdminServer::bound_address() const {
 void AdminServer::stop() {
   error_code ec;
   impl_->acceptor.close(ec);
+  impl_->accept_backoff.cancel();
   std::vector<std::shared_ptr<Impl::Session>> live;
   for (auto& [id, weak] : impl_->sessions)
     if (auto session = weak.lock()) live.push_back(std::move(session));

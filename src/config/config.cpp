@@ -176,7 +176,8 @@ Config parse_config(const std::string& json_text, const std::filesystem::path& f
 
   if (const json* l = top.get("limits")) {
     Section s(*l, "limits");
-    s.integer("header_bytes", c.limits.header_bytes, 1024, 1024 * 1024);
+    // Beast cannot hold a single field over 64 KiB; the whole head stays under that.
+    s.integer("header_bytes", c.limits.header_bytes, 1024, 60 * 1024);
     s.integer("body_bytes", c.limits.body_bytes, 0, std::numeric_limits<std::int64_t>::max());
     s.integer("response_body_bytes", c.limits.response_body_bytes, 0,
               std::numeric_limits<std::int64_t>::max());

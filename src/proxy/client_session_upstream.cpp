@@ -38,7 +38,9 @@ UpstreamErrorKind error_kind(UpstreamError error) {
   return UpstreamErrorKind::reset;
 }
 
-constexpr std::uint32_t min_upstream_header_bytes = 64 * 1024;
+// Beast stores a field's length in 16 bits and throws beyond it: a head limit
+// below that keeps every single field under it.
+constexpr std::uint32_t min_upstream_header_bytes = 60 * 1024;
 
 }  // namespace
 
@@ -158,6 +160,13 @@ void ClientSession::on_upstream_read(error_code ec, std::size_t) {
   if (is_http_error(ec)) return upstream_failed(UpstreamError::bad_response, ec);
   if (ec) return upstream_failed(UpstreamError::reset, ec);
 
+  const auto status = upstream_parser_->get().result_int();
+  // An interim 1xx (103 Early Hints, an unsolicited 100) precedes the real
+  // response on the same connection: skip it and read on. 101 would switch
+  // protocols, which we never asked for (Upgrade is hop-by-hop).
+  if (status == 101) return upstream_failed(UpstreamError::bad_response, ec);
+  if (status / 100 == 1) return do_upstream_read();
+
   // Reusable only when the response ended by its framing and nothing extra followed it.
   const bool reusable = upstream_parser_->keep_alive() && upstream_->buffer.size() == 0;
   Response response = upstream_parser_->release();
@@ -176,8 +185,21 @@ void ClientSession::on_upstream_read(error_code ec, std::size_t) {
 
 bool ClientSession::retry_on_fresh_connection(error_code ec) {
   // A pooled connection the upstream closed while idle fails before any byte of
-  // a response: the request was not processed, so one retry on a new connection is safe.
+  // a response: most likely the request was not processed.
   if (!upstream_reused_ || retried_) return false;
+  // Even then, only a method that is safe to repeat (RFC 9110 §9.2.2): the
+  // upstream may have acted on a POST before the connection broke.
+  switch (upstream_request_.method()) {
+    case http::verb::get:
+    case http::verb::head:
+    case http::verb::options:
+    case http::verb::trace:
+    case http::verb::put:
+    case http::verb::delete_:
+      break;
+    default:
+      return false;
+  }
   if (upstream_parser_ && upstream_parser_->got_some()) return false;
   if (ec == beast::error::timeout) return false;
   retried_ = true;
@@ -189,8 +211,9 @@ bool ClientSession::retry_on_fresh_connection(error_code ec) {
 }
 
 void ClientSession::upstream_failed(UpstreamError error, error_code ec) {
-  spdlog::warn("conn {}: upstream {} ({}): {}: {}", id_, decision_.upstream->name,
-               decision_.upstream->origin, describe(error), ec.message());
+  spdlog::log(worker_.should_log_upstream_failure() ? spdlog::level::warn : spdlog::level::debug,
+              "conn {}: upstream {} ({}): {}: {}", id_, decision_.upstream->name,
+              decision_.upstream->origin, describe(error), ec.message());
   upstream_.reset();
   resolver_.reset();
   auto& stats = upstream_stats();
@@ -200,6 +223,7 @@ void ClientSession::upstream_failed(UpstreamError error, error_code ec) {
                              keep_alive_ && !worker_.draining());
   if (!worker_.config().debug_header.empty())
     response.set(worker_.config().debug_header, decision_.upstream->name);
+  if (head_request_) response.body().clear();  // keeps Content-Length, as HEAD must
   do_write(std::move(response));
 }
 

@@ -49,6 +49,9 @@ class Worker {
   std::uint64_t next_connection_id() { return (next_id_++ << 8) | index_; }
   void add_session(std::uint64_t id, std::weak_ptr<ClientSession> session);
   void remove_session(std::uint64_t id);
+  // Upstream failures are logged at warn level only now and then, so that an
+  // outage does not take the logger's lock on every request.
+  bool should_log_upstream_failure() { return upstream_failures_logged_++ % 100 == 0; }
   asio::io_context& io_context() { return ioc_; }
 
  private:
@@ -60,6 +63,11 @@ class Worker {
   unsigned index_;
   const Config& config_;
   asio::ssl::context& tls_context_;
+  // Declared before ioc_ so they outlive it: destroying ioc_ destroys queued
+  // handlers, whose sessions unregister themselves here.
+  std::unordered_map<std::uint64_t, std::weak_ptr<ClientSession>> sessions_;
+  std::uint64_t next_id_ = 1;
+  std::uint64_t upstream_failures_logged_ = 0;
   asio::io_context ioc_{1};
   std::vector<asio::ip::tcp::acceptor> acceptors_;
   std::vector<std::unique_ptr<asio::steady_timer>> accept_backoff_;
@@ -69,8 +77,6 @@ class Worker {
   TrafficStats stats_;
   std::optional<AccessLogBuffer> access_log_;
   asio::steady_timer access_log_timer_;
-  std::unordered_map<std::uint64_t, std::weak_ptr<ClientSession>> sessions_;
-  std::uint64_t next_id_ = 1;
   bool draining_ = false;
 };
 

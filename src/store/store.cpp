@@ -64,6 +64,13 @@ WriteResult Store::apply(const Batch& batch, const std::optional<std::string>& i
     return {WriteStatus::precondition_failed,
             "If-Match " + *if_match + " does not match the current ETag " + etag_, etag_};
   }
+  // A hand edit of the file not yet picked up by the watcher must not be
+  // overwritten by a write based on the older content.
+  if (backend_->changed()) {
+    ++rejected_writes_;
+    return {WriteStatus::precondition_failed,
+            "the store file changed on disk and has not been reloaded yet; retry", etag_};
+  }
   KvMap next = kv_;
   for (const auto& key : batch.deletes) next.erase(key);
   for (const auto& [key, value] : batch.puts) next[key] = value;

@@ -222,6 +222,41 @@ class UpstreamFailureTest(h.FigTestCase):
         r = d.get("/orders/1", user=MIGRATED)
         self.assertProxyError(r, 502, "upstream answered garbage")
 
+    def test_interim_1xx_responses_are_skipped_not_relayed_or_pooled(self):
+        # 103 Early Hints (or an unsolicited 100) comes before the real answer on the same
+        # connection: the client must get the 200, and the next request (same pooled
+        # connection) its own response, never the left-over one.
+        served = []
+
+        def answer(conn):
+            conn.settimeout(5)
+            try:
+                while True:
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            return
+                        data += chunk
+                    n = len(served)
+                    served.append(n)
+                    body = b"real-%d" % n
+                    conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+                                 b"HTTP/1.1 100 Continue\r\n\r\n"
+                                 b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+        srv = h.RawServer(answer)
+        self.addCleanup(srv.close)
+        d = self.daemon(self.store(srv.url()), config={"workers": 1})
+        for i in range(3):
+            r = d.get("/orders/%d" % i, user=MIGRATED)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.body, b"real-%d" % i, r)
+
     def test_malformed_upstream_responses_are_502(self):
         bad = {
             "CL and TE": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
