@@ -61,6 +61,10 @@ trap summary EXIT
 # Fast (one dpkg-query per package) when everything is present.
 scripts/setup.sh
 
+# ccache keys on absolute paths and (with -g) the working directory by default;
+# make clones at different paths share one cache (CI clones afresh each run).
+export CCACHE_BASEDIR="$repo_root" CCACHE_NOHASHDIR=1
+
 if [[ "$mode" == fuzz ]]; then
   stage="fuzz"
   scripts/fuzz.sh all "${FIGSHIFT_FUZZ_SECONDS:-20}"
