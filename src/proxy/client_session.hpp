@@ -46,7 +46,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
   void do_upstream();
   void do_resolve();
-  void on_resolve(error_code ec, asio::ip::tcp::resolver::results_type results);
+  void on_resolve(std::uint64_t lookup, error_code ec,
+                  asio::ip::tcp::resolver::results_type results);
   void on_connect(error_code ec, const asio::ip::tcp::endpoint&);
   void on_handshake(error_code ec);
   void do_upstream_write();
@@ -95,6 +96,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::optional<asio::ip::tcp::resolver> resolver_;
   std::vector<asio::ip::tcp::endpoint> endpoints_;
   asio::steady_timer resolve_deadline_;
+  std::uint64_t resolve_generation_ = 0;  // a lookup's answer counts only while current
   std::optional<http::response_parser<http::string_body>> upstream_parser_;
   Response response_;
 };

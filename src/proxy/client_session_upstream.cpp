@@ -68,21 +68,27 @@ void ClientSession::do_resolve() {
         endpoints_, beast::bind_front_handler(&ClientSession::on_connect, shared_from_this()));
   }
   resolver_.emplace(stream_.get_executor());
+  const std::uint64_t lookup = ++resolve_generation_;
   resolve_deadline_.expires_after(worker_.config().timeouts.upstream_connect);
-  // The deadline must not keep the session alive on its own.
-  resolve_deadline_.async_wait([weak = weak_from_this()](error_code timer_ec) {
-    if (auto self = weak.lock(); self && !timer_ec && self->resolver_) self->resolver_->cancel();
+  // Cancelling cannot interrupt a getaddrinfo already running on Asio's
+  // resolver thread, so the deadline answers the client itself and the late
+  // result is ignored (by generation). The timer must not keep the session alive.
+  resolve_deadline_.async_wait([weak = weak_from_this(), lookup](error_code timer_ec) {
+    auto self = weak.lock();
+    if (!self || timer_ec || self->resolve_generation_ != lookup) return;
+    ++self->resolve_generation_;
+    self->upstream_failed(UpstreamError::connect_timeout, asio::error::timed_out);
   });
   resolver_->async_resolve(
       upstream.host, std::to_string(upstream.port),
-      beast::bind_front_handler(&ClientSession::on_resolve, shared_from_this()));
+      beast::bind_front_handler(&ClientSession::on_resolve, shared_from_this(), lookup));
 }
 
-void ClientSession::on_resolve(error_code ec, asio::ip::tcp::resolver::results_type results) {
-  const bool timed_out = resolve_deadline_.expiry() <= std::chrono::steady_clock::now();
+void ClientSession::on_resolve(std::uint64_t lookup, error_code ec,
+                               asio::ip::tcp::resolver::results_type results) {
+  if (lookup != resolve_generation_) return;  // answered already by the deadline
+  ++resolve_generation_;
   resolve_deadline_.cancel();
-  if (ec == asio::error::operation_aborted && timed_out)
-    return upstream_failed(UpstreamError::connect_timeout, ec);
   if (ec) return upstream_failed(UpstreamError::dns_failed, ec);
   endpoints_.assign(results.begin(), results.end());
   upstream_->tcp().async_connect(
