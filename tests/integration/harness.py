@@ -532,6 +532,15 @@ def figshift_bin() -> str:
     raise unittest.SkipTest("FIGSHIFT_BIN is not set and no built figshift binary was found")
 
 
+def sanitized_binary() -> bool:
+    """True for an AddressSanitizer build (scripts/test.sh --sanitize)."""
+    try:
+        with open(figshift_bin(), "rb") as f:
+            return b"__asan_init" in f.read()
+    except (OSError, unittest.SkipTest):
+        return False
+
+
 def kvs_json(store) -> str:
     """dict or list of (key, value) -> CloudFront KVS import JSON text."""
     items = store.items() if isinstance(store, dict) else store

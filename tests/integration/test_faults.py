@@ -301,6 +301,10 @@ class ConnectionCountTest(FaultsCase):
 
 
 class FdExhaustionTest(FaultsCase):
+    # Under `ulimit -n 256` the sanitizer runtime itself runs out of descriptors and
+    # reports a false "invalid vptr" on Boost.System's error_category; the normal
+    # build runs this test.
+    @unittest.skipIf(h.sanitized_binary(), "sanitizer runtimes misreport under fd exhaustion")
     def test_ulimit_256_errors_no_crash_and_recovery(self):
         raise_nofile(4096)
         wrapdir = tempfile.mkdtemp(prefix="figshift-ulimit-")

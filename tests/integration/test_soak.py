@@ -29,7 +29,8 @@ class SoakTest(unittest.TestCase):
         m = re.search(r"RSS (\d+) kB -> (\d+) kB .*fds (\d+) -> (\d+)", out)
         self.assertIsNotNone(m, out)
         rss0, rss1, fd0, fd1 = map(int, m.groups())
-        self.assertLessEqual(rss1, rss0 * 1.10)
+        if "AddressSanitizer build" not in out:  # ASan's quarantine keeps freed memory resident
+            self.assertLessEqual(rss1, rss0 * 1.10)
         self.assertLessEqual(fd1, fd0)
         for kind in ("200 from A", "200 from B1", "200 from B2", "failing 502"):
             self.assertIn(kind, out, "no %r in the soak's traffic" % kind)
