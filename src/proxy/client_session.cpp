@@ -5,6 +5,7 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/bind_handler.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/read.hpp>
 #include <cctype>
 #include <chrono>
@@ -14,24 +15,13 @@
 namespace figshift::proxy {
 namespace {
 
-bool is_http_error(const boost::system::error_code& ec) {
-  return ec.category() == make_error_code(http::error::end_of_stream).category();
-}
-
-bool ieq(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 // Origin form, or absolute form for a proxy-aware client; never "*" or authority form.
 bool routable_target(std::string_view target) {
   if (target.starts_with('/')) return true;
   auto scheme_end = target.find("://");
   if (scheme_end == std::string_view::npos) return false;
   auto scheme = target.substr(0, scheme_end);
-  return ieq(scheme, "http") || ieq(scheme, "https");
+  return beast::iequals(scheme, "http") || beast::iequals(scheme, "https");
 }
 
 // uri-host [ ":" port ] (RFC 9110 §7.2): no userinfo, path, spaces or controls.
@@ -52,7 +42,7 @@ std::string_view framing_problem(const Request& request, unsigned version) {
   if (hosts == 1 && !valid_host(request[http::field::host])) return "invalid Host header";
   if (request.count(http::field::transfer_encoding) > 1) return "repeated Transfer-Encoding header";
   if (auto te = request.find(http::field::transfer_encoding); te != request.end()) {
-    if (!ieq(te->value(), "chunked")) return "unsupported Transfer-Encoding (only chunked)";
+    if (!beast::iequals(te->value(), "chunked")) return "unsupported Transfer-Encoding (only chunked)";
     if (version < 11) return "Transfer-Encoding in an HTTP/1.0 request";
   }
   return {};
@@ -140,7 +130,7 @@ void ClientSession::on_read_header(error_code ec, std::size_t) {
     return respond_error(http::status::bad_request, problem);
 
   if (parser_->is_done()) return route();
-  if (ieq(request[http::field::expect], "100-continue")) return do_continue();
+  if (beast::iequals(request[http::field::expect], "100-continue")) return do_continue();
   do_read_body();
 }
 
@@ -177,6 +167,8 @@ void ClientSession::route() {
   decision_ = decide(RequestHead{request.target(), request[http::field::authorization]},
                      *snapshot_, unix_ms_now());
   routed_ = true;
+  // std::map nodes never move: look the counters up once per request, not per use.
+  upstream_stats_ = &worker_.stats().upstreams[decision_.upstream->name];
   const Upstream& upstream = *decision_.upstream;
 
   if (snapshot_->mode == Mode::redirect) {
@@ -230,7 +222,7 @@ void ClientSession::write_access_log(AccessLogBuffer& log) {
 void ClientSession::do_write(Response response) {
   response_ = std::move(response);
   if (routed_) {
-    auto& stats = upstream_stats();
+    auto& stats = *upstream_stats_;
     const auto status_class = std::clamp(response_.result_int() / 100, 1u, 5u);
     ++stats.responses[decision_.group == Group::migrated ? 1 : 0][status_class - 1];
   }

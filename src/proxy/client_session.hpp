@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <chrono>
@@ -24,6 +25,11 @@
 namespace figshift::proxy {
 
 class Worker;
+
+// An error from Beast's HTTP parser (malformed message), as opposed to an I/O error.
+inline bool is_http_error(const boost::system::error_code& ec) {
+  return ec.category() == make_error_code(http::error::end_of_stream).category();
+}
 
 class ClientSession : public std::enable_shared_from_this<ClientSession> {
  public:
@@ -64,7 +70,6 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void on_linger(error_code ec, std::size_t);
   void respond_error(http::status status, std::string_view message);
   void fail(error_code ec, const char* what);
-  UpstreamStats& upstream_stats();
   void write_access_log(AccessLogBuffer& log);
   void close();
 
@@ -81,7 +86,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // Per request: the snapshot it was routed with stays alive until the response is written.
   std::shared_ptr<const Snapshot> snapshot_;
   Decision decision_;
-  bool routed_ = false;  // decision_ holds this request's route (counted once in do_write)
+  bool routed_ = false;
+  UpstreamStats* upstream_stats_ = nullptr;  // this request's upstream's counters  // decision_ holds this request's route (counted once in do_write)
   std::chrono::steady_clock::time_point upstream_started_;
   std::chrono::steady_clock::time_point request_started_;
   Request upstream_request_;

@@ -15,10 +15,6 @@
 namespace figshift::proxy {
 namespace {
 
-bool is_http_error(const boost::system::error_code& ec) {
-  return ec.category() == make_error_code(http::error::end_of_stream).category();
-}
-
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -182,7 +178,7 @@ void ClientSession::on_upstream_read(error_code ec, std::size_t) {
     worker_.pool().release(std::move(upstream_));
   }
   upstream_.reset();
-  upstream_stats().latency.observe(seconds_since(upstream_started_));
+  upstream_stats_->latency.observe(seconds_since(upstream_started_));
   make_client_response(response, head_request_, client_version_,
                        keep_alive_ && !worker_.draining(), worker_.config().debug_header,
                        decision_.upstream->name);
@@ -222,7 +218,7 @@ void ClientSession::upstream_failed(UpstreamError error, error_code ec) {
               decision_.upstream->origin, describe(error), ec.message());
   upstream_.reset();
   resolver_.reset();
-  auto& stats = upstream_stats();
+  auto& stats = *upstream_stats_;
   ++stats.errors[static_cast<std::size_t>(error_kind(error))];
   stats.latency.observe(seconds_since(upstream_started_));
   auto response = json_error(status_for(error), describe(error), client_version_,
@@ -231,10 +227,6 @@ void ClientSession::upstream_failed(UpstreamError error, error_code ec) {
     response.set(worker_.config().debug_header, decision_.upstream->name);
   if (head_request_) response.body().clear();  // keeps Content-Length, as HEAD must
   do_write(std::move(response));
-}
-
-UpstreamStats& ClientSession::upstream_stats() {
-  return worker_.stats().upstreams[decision_.upstream->name];
 }
 
 }  // namespace figshift::proxy

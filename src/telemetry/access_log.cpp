@@ -49,6 +49,12 @@ void append_json_string(std::string& out, std::string_view text) {
   out += '"';
 }
 
+void append_three_digits(std::string& out, unsigned value) {
+  out += static_cast<char>('0' + value / 100 % 10);
+  out += static_cast<char>('0' + value / 10 % 10);
+  out += static_cast<char>('0' + value % 10);
+}
+
 void append_optional_string(std::string& out, std::string_view text) {
   if (text.empty())
     out += "null";
@@ -159,9 +165,7 @@ void AccessLogBuffer::write(const AccessRecord& r) {
   out += R"({"time":")";
   out += cached_time_;
   out += '.';
-  out += static_cast<char>('0' + millis / 100);
-  out += static_cast<char>('0' + millis / 10 % 10);
-  out += static_cast<char>('0' + millis % 10);
+  append_three_digits(out, millis);
   out += R"(Z","conn":)";
   append_number(out, r.connection);
   out += R"(,"client":)";
@@ -185,10 +189,7 @@ void AccessLogBuffer::write(const AccessRecord& r) {
   const auto micros = static_cast<std::uint64_t>(r.latency_ms * 1000.0 + 0.5);
   append_number(out, micros / 1000);
   out += '.';
-  const auto fraction = micros % 1000;
-  out += static_cast<char>('0' + fraction / 100);
-  out += static_cast<char>('0' + fraction / 10 % 10);
-  out += static_cast<char>('0' + fraction % 10);
+  append_three_digits(out, static_cast<unsigned>(micros % 1000));
   out += R"(,"bytes":)";
   append_number(out, r.bytes);
   if (!r.username.empty()) {
