@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -20,11 +21,20 @@ struct ListenAddress {
   std::uint16_t port = 0;  // 0: any free port (logged once bound)
 };
 
+// A traffic listener; with both TLS files set it speaks HTTPS (TLS 1.2 and 1.3 only).
+struct TrafficListener : ListenAddress {
+  struct Tls {
+    std::filesystem::path cert_file;  // PEM certificate chain, leaf first
+    std::filesystem::path key_file;   // PEM private key
+  };
+  std::optional<Tls> tls;
+};
+
 struct Config {
   using ms = std::chrono::milliseconds;
 
   std::filesystem::path file;  // the config file itself
-  std::vector<ListenAddress> listen{{"0.0.0.0", 8080}};
+  std::vector<TrafficListener> listen{TrafficListener{{"0.0.0.0", 8080}, {}}};
 
   struct Admin {
     ListenAddress listen{"127.0.0.1", 9901};

@@ -15,6 +15,10 @@
 
 namespace figshift {
 
+// Loads every TLS certificate, key and CA file the config names, as the Server
+// will; throws ConfigError naming the field. For check-config and start-up.
+void check_tls_files(const Config& config);
+
 class Server {
  public:
   Server(const Config& config, std::shared_ptr<const Snapshot> initial);

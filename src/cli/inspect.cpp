@@ -1,4 +1,5 @@
 // `figshift check-config` and `figshift bucket`: offline answers, no daemon needed.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -6,6 +7,7 @@
 
 #include "figshift/cli.hpp"
 #include "figshift/config.hpp"
+#include "figshift/proxy.hpp"
 #include "figshift/store.hpp"
 
 namespace figshift::cli {
@@ -13,6 +15,7 @@ namespace figshift::cli {
 int run_check_config(const std::string& config_path) {
   try {
     const Config config = load_config(config_path);
+    check_tls_files(config);
     const bool exists = std::filesystem::exists(config.store.path);
     const auto& store_file = exists ? config.store.path : config.store.seed;
     if (store_file.empty()) throw InvalidStore("store.path does not exist and no seed is set");
@@ -27,7 +30,10 @@ int run_check_config(const std::string& config_path) {
       throw InvalidStore(store_file.string() + ": " + e.what());
     }
     std::cout << "config " << config_path << " is valid\n"
-              << "  traffic listeners: " << config.listen.size() << ", workers: " << config.workers
+              << "  traffic listeners: " << config.listen.size() << " ("
+              << std::count_if(config.listen.begin(), config.listen.end(),
+                               [](const auto& l) { return l.tls.has_value(); })
+              << " TLS), workers: " << config.workers
               << "\n  store (" << (exists ? "current" : "seed") << ") " << store_file.string()
               << ": " << snapshot->upstreams.size() << " upstreams, "
               << snapshot->routes.routes().size() << " routes, split " << snapshot->split << "\n";

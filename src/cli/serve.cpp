@@ -71,6 +71,7 @@ int run_serve(const std::string& config_path) {
   std::string admin_token;
   try {
     config = load_config(config_path);
+    check_tls_files(config);
     admin_token = load_admin_token(config);
     setup_logging(config.log_level);
     store = open_store(config.store.path, config.store.seed);

@@ -79,20 +79,31 @@ class Section {
   std::set<std::string> seen_;
 };
 
-ListenAddress listen_address(const json& node, const std::string& path) {
+std::filesystem::path relative_to(const std::filesystem::path& dir, const std::string& p) {
+  std::filesystem::path path(p);
+  return (path.is_absolute() ? path : dir / path).lexically_normal();
+}
+
+TrafficListener traffic_listener(const json& node, const std::string& path,
+                                 const std::filesystem::path& dir) {
   Section s(node, path);
-  ListenAddress out;
+  TrafficListener out;
   if (!s.get("address")) Section::fail(s.where("address"), "is required");
   s.string("address", out.address, false);
   if (!s.get("port")) Section::fail(s.where("port"), "is required");
   s.integer("port", out.port, 0, 65535);
+  if (const json* tls = s.get("tls")) {
+    Section t(*tls, path + ".tls");
+    std::string cert, key;
+    if (!t.get("cert_file")) Section::fail(t.where("cert_file"), "is required (PEM certificate chain)");
+    t.string("cert_file", cert, false);
+    if (!t.get("key_file")) Section::fail(t.where("key_file"), "is required (PEM private key)");
+    t.string("key_file", key, false);
+    t.finish();
+    out.tls = TrafficListener::Tls{relative_to(dir, cert), relative_to(dir, key)};
+  }
   s.finish();
   return out;
-}
-
-std::filesystem::path relative_to(const std::filesystem::path& dir, const std::string& p) {
-  std::filesystem::path path(p);
-  return (path.is_absolute() ? path : dir / path).lexically_normal();
 }
 
 unsigned usable_cpus() {
@@ -126,7 +137,8 @@ Config parse_config(const std::string& json_text, const std::filesystem::path& f
       Section::fail("listen", "must be a non-empty array of {\"address\",\"port\"}");
     c.listen.clear();
     for (std::size_t i = 0; i < listen->size(); ++i)
-      c.listen.push_back(listen_address((*listen)[i], "listen[" + std::to_string(i) + "]"));
+      c.listen.push_back(
+          traffic_listener((*listen)[i], "listen[" + std::to_string(i) + "]", dir));
   }
 
   if (const json* admin = top.get("admin")) {

@@ -1,5 +1,7 @@
 #include "proxy/client_session.hpp"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/ip/address.hpp>
@@ -57,13 +59,14 @@ constexpr std::string_view continue_100 = "HTTP/1.1 100 Continue\r\n\r\n";
 
 }  // namespace
 
-ClientSession::ClientSession(Worker& worker, asio::ip::tcp::socket socket)
+ClientSession::ClientSession(Worker& worker, asio::ip::tcp::socket socket,
+                             asio::ssl::context* tls)
     : worker_(worker),
       id_(worker.next_connection_id()),
-      stream_(std::move(socket)),
+      stream_(std::move(socket), tls),
       resolve_deadline_(stream_.get_executor()) {
   error_code ec;
-  auto remote = stream_.socket().remote_endpoint(ec);
+  auto remote = stream_.tcp().socket().remote_endpoint(ec);
   if (!ec) {
     auto address = remote.address();
     if (address.is_v6() && address.to_v6().is_v4_mapped())
@@ -76,13 +79,47 @@ ClientSession::~ClientSession() { worker_.remove_session(id_); }
 
 void ClientSession::start() {
   worker_.add_session(id_, weak_from_this());
+  if (stream_.is_tls()) return do_tls_handshake();
+  do_read_header();
+}
+
+void ClientSession::do_tls_handshake() {
+  // The handshake counts against the header deadline: a client that opens a
+  // TLS connection and stalls is a slowloris like any other.
+  reading_idle_ = true;
+  stream_.tcp().expires_after(worker_.config().timeouts.client_header);
+  stream_.tls().async_handshake(
+      asio::ssl::stream_base::server,
+      beast::bind_front_handler(&ClientSession::on_tls_handshake, shared_from_this()));
+}
+
+void ClientSession::on_tls_handshake(error_code ec) {
+  reading_idle_ = false;
+  // Cancelled by drain before the client said anything.
+  if (ec == asio::error::operation_aborted) return close();
+  if (ec) {
+    ++worker_.stats().tls_handshake_failures;
+    // Plain HTTP on the TLS port: say so in plain HTTP, as nginx does, then close.
+    if (ec.category() == asio::error::get_ssl_category() &&
+        ERR_GET_REASON(ec.value()) == SSL_R_HTTP_REQUEST) {
+      response_ = json_error(http::status::bad_request,
+                             "plain HTTP request sent to a TLS (HTTPS) port", 11, false);
+      response_head_.clear();
+      serialize_head(response_, response_head_);
+      stream_.tcp().expires_after(worker_.config().timeouts.client_write);
+      return asio::async_write(stream_.tcp(), HeadAndBody(response_head_, response_.body()),
+                               [self = shared_from_this()](error_code, std::size_t) { self->close(); });
+    }
+    // TLS 1.0/1.1, no shared cipher, garbage or a timeout: nothing to answer.
+    return fail(ec, "TLS handshake");
+  }
   do_read_header();
 }
 
 void ClientSession::on_drain() {
   // Between requests nobody waits for an answer: close now. Mid-request, the
   // response goes out with Connection: close (see draining() in on_upstream_read).
-  if (reading_idle_) stream_.cancel();
+  if (reading_idle_) stream_.tcp().cancel();
 }
 
 void ClientSession::do_read_header() {
@@ -92,7 +129,7 @@ void ClientSession::do_read_header() {
   parser_->header_limit(config.limits.header_bytes);
   parser_->body_limit(config.limits.body_bytes);
   reading_idle_ = buffer_.size() == 0;
-  stream_.expires_after(first_request_ ? config.timeouts.client_header
+  stream_.tcp().expires_after(first_request_ ? config.timeouts.client_header
                                        : config.timeouts.client_idle);
   http::async_read_header(stream_, buffer_, *parser_,
                           beast::bind_front_handler(&ClientSession::on_read_header,
@@ -105,6 +142,8 @@ void ClientSession::on_read_header(error_code ec, std::size_t) {
   first_request_ = false;
   // The client closed between requests: the normal end of a keep-alive connection.
   if (ec == http::error::end_of_stream) return close();
+  // The same over TLS from a client that skipped close_notify (many do).
+  if (ec == asio::ssl::error::stream_truncated && parser_->got_some() == false) return close();
   // Cancelled by drain; nothing was in progress.
   if (ec == asio::error::operation_aborted) return;
   // Idle or too slow to send a head (slowloris): the stream already closed the socket.
@@ -135,7 +174,7 @@ void ClientSession::on_read_header(error_code ec, std::size_t) {
 }
 
 void ClientSession::do_continue() {
-  stream_.expires_after(worker_.config().timeouts.client_write);
+  stream_.tcp().expires_after(worker_.config().timeouts.client_write);
   asio::async_write(stream_, asio::buffer(continue_100.data(), continue_100.size()),
                     beast::bind_front_handler(&ClientSession::on_continue, shared_from_this()));
 }
@@ -146,7 +185,7 @@ void ClientSession::on_continue(error_code ec, std::size_t) {
 }
 
 void ClientSession::do_read_body() {
-  stream_.expires_after(worker_.config().timeouts.client_body);
+  stream_.tcp().expires_after(worker_.config().timeouts.client_body);
   http::async_read(stream_, buffer_, *parser_,
                    beast::bind_front_handler(&ClientSession::on_read_body, shared_from_this()));
 }
@@ -181,7 +220,7 @@ void ClientSession::route() {
     return do_write(std::move(res));
   }
   make_upstream_request(request, upstream_request_, upstream, std::move(decision_.target),
-                        client_ip_, "http");
+                        client_ip_, stream_.is_tls() ? "https" : "http");
   upstream_head_.clear();
   serialize_head(upstream_request_, upstream_head_);
   do_upstream();
@@ -229,7 +268,7 @@ void ClientSession::do_write(Response response) {
   if (auto* log = worker_.access_log()) write_access_log(*log);
   routed_ = false;
   close_after_write_ = !response_.keep_alive();
-  stream_.expires_after(worker_.config().timeouts.client_write);
+  stream_.tcp().expires_after(worker_.config().timeouts.client_write);
   response_head_.clear();
   serialize_head(response_, response_head_);
   const HeadAndBody wire(response_head_, response_.body());
@@ -247,13 +286,23 @@ void ClientSession::on_write(error_code ec, std::size_t) {
 }
 
 void ClientSession::do_linger() {
+  if (stream_.is_tls()) {
+    // TLS ends with close_notify both ways; the write deadline bounds the wait for the peer's.
+    stream_.tcp().expires_after(worker_.config().timeouts.client_write);
+    return stream_.tls().async_shutdown(
+        beast::bind_front_handler(&ClientSession::on_tls_shutdown, shared_from_this()));
+  }
   // Half-close and drain what the client still sends, so that our response is
   // not destroyed by a reset when we close with unread data (lingering close).
   error_code ec;
-  stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  stream_.tcp().socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
   if (ec) return close();
-  stream_.expires_after(worker_.config().timeouts.client_header);
+  stream_.tcp().expires_after(worker_.config().timeouts.client_header);
   do_linger_read();
+}
+
+void ClientSession::on_tls_shutdown(error_code) {
+  close();  // the peer's close_notify, EOF, a reset or the deadline: done either way
 }
 
 void ClientSession::on_linger(error_code ec, std::size_t) {
@@ -275,8 +324,8 @@ void ClientSession::fail(error_code ec, const char* what) {
 
 void ClientSession::close() {
   error_code ec;
-  stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-  stream_.close();
+  stream_.tcp().socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  stream_.tcp().close();
 }
 
 }  // namespace figshift::proxy

@@ -6,7 +6,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "figshift/routing.hpp"
+#include "proxy/client_stream.hpp"
 #include "figshift/telemetry.hpp"
 #include "proxy/http_rewrite.hpp"
 #include "proxy/upstream_error.hpp"
@@ -33,7 +33,8 @@ inline bool is_http_error(const boost::system::error_code& ec) {
 
 class ClientSession : public std::enable_shared_from_this<ClientSession> {
  public:
-  ClientSession(Worker& worker, asio::ip::tcp::socket socket);
+  // `tls`: the listener's server context, or null for plain HTTP.
+  ClientSession(Worker& worker, asio::ip::tcp::socket socket, asio::ssl::context* tls);
   ~ClientSession();
   void start();
   // Drain: closes the connection now if it is between requests, else after the response.
@@ -42,6 +43,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
  private:
   using error_code = boost::system::error_code;
 
+  void do_tls_handshake();
+  void on_tls_handshake(error_code ec);
   void do_read_header();
   void on_read_header(error_code ec, std::size_t);
   void do_continue();
@@ -66,6 +69,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void do_write(Response response);
   void on_write(error_code ec, std::size_t);
   void do_linger();
+  void on_tls_shutdown(error_code ec);
   void do_linger_read();
   void on_linger(error_code ec, std::size_t);
   void respond_error(http::status status, std::string_view message);
@@ -75,7 +79,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
   Worker& worker_;
   std::uint64_t id_;
-  beast::tcp_stream stream_;
+  ClientStream stream_;
   beast::flat_buffer buffer_;
   std::string client_ip_;
   std::optional<http::request_parser<http::string_body>> parser_;

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "figshift/proxy.hpp"
+#include "proxy/tls_contexts.hpp"
 #include "proxy/worker.hpp"
 
 namespace figshift {
@@ -16,28 +17,21 @@ using namespace figshift::proxy;
 
 struct Server::Impl {
   Impl(const Config& c, std::shared_ptr<const Snapshot> initial)
-      : config(c), tls_context(asio::ssl::context::tls_client) {
-    tls_context.set_options(asio::ssl::context::default_workarounds |
-                            asio::ssl::context::no_sslv2 | asio::ssl::context::no_sslv3 |
-                            asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
-    boost::system::error_code ec;
-    if (!config.upstream_tls.ca_file.empty()) {
-      tls_context.load_verify_file(config.upstream_tls.ca_file.string(), ec);
-      if (ec)
-        throw std::runtime_error("upstream_tls.ca_file " + config.upstream_tls.ca_file.string() +
-                                 ": " + ec.message());
-    } else {
-      tls_context.set_default_verify_paths(ec);
-      if (ec) spdlog::warn("cannot load the system CA store: {}", ec.message());
-    }
+      : config(c), upstream_tls(make_upstream_tls_context(config)) {
+    for (std::size_t i = 0; i < config.listen.size(); ++i)
+      listener_tls.push_back(config.listen[i].tls
+                                 ? make_listener_tls_context(*config.listen[i].tls,
+                                                             "listen[" + std::to_string(i) + "].tls")
+                                 : nullptr);
     if (config.access_log.enabled) access_log = std::make_unique<AccessLog>(config.access_log.path);
     for (unsigned i = 0; i < config.workers; ++i)
       workers.push_back(
-          std::make_unique<Worker>(i, config, tls_context, initial, access_log.get()));
+          std::make_unique<Worker>(i, config, *upstream_tls, initial, access_log.get()));
   }
 
   Config config;
-  asio::ssl::context tls_context;
+  std::unique_ptr<asio::ssl::context> upstream_tls;
+  std::vector<std::unique_ptr<asio::ssl::context>> listener_tls;  // per listen[i]; null: plain
   std::unique_ptr<AccessLog> access_log;  // outlives the workers (declared before them)
   std::vector<std::unique_ptr<Worker>> workers;
   std::vector<std::thread> threads;
@@ -56,7 +50,7 @@ Server::~Server() {
 }
 
 void Server::start() {
-  std::vector<asio::ip::tcp::endpoint> endpoints;
+  std::vector<Listener> listeners;
   for (std::size_t i = 0; i < impl_->config.listen.size(); ++i) {
     const auto& listen = impl_->config.listen[i];
     boost::system::error_code ec;
@@ -64,13 +58,17 @@ void Server::start() {
     if (ec)
       throw ConfigError("listen[" + std::to_string(i) + "].address: \"" + listen.address +
                         "\" is not an IP address");
-    endpoints.emplace_back(address, listen.port);
+    listeners.push_back({{address, listen.port}, impl_->listener_tls[i].get()});
   }
   // The first worker resolves port 0; the others join its ports through SO_REUSEPORT.
-  impl_->workers.front()->listen(endpoints);
-  endpoints = impl_->workers.front()->local_endpoints();
-  for (std::size_t i = 1; i < impl_->workers.size(); ++i) impl_->workers[i]->listen(endpoints);
-  for (const auto& address : bound_addresses()) spdlog::info("listening for traffic on {}", address);
+  impl_->workers.front()->listen(listeners);
+  const auto bound = impl_->workers.front()->local_endpoints();
+  for (std::size_t i = 0; i < listeners.size(); ++i) listeners[i].endpoint = bound[i];
+  for (std::size_t i = 1; i < impl_->workers.size(); ++i) impl_->workers[i]->listen(listeners);
+  const auto addresses = bound_addresses();
+  for (std::size_t i = 0; i < addresses.size(); ++i)
+    spdlog::info("listening for traffic on {}{}", addresses[i],
+                 listeners[i].tls ? " (TLS)" : "");
 
   for (auto& worker : impl_->workers) {
     impl_->threads.emplace_back([this, w = worker.get()] {

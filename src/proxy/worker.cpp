@@ -37,8 +37,8 @@ Worker::Worker(unsigned index, const Config& config, asio::ssl::context& tls_con
   if (access_log) access_log_.emplace(*access_log);
 }
 
-void Worker::listen(const std::vector<asio::ip::tcp::endpoint>& endpoints) {
-  for (const auto& endpoint : endpoints) {
+void Worker::listen(const std::vector<Listener>& listeners) {
+  for (const auto& [endpoint, tls] : listeners) {
     asio::ip::tcp::acceptor acceptor(ioc_);
     const auto where = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
     boost::system::error_code ec;
@@ -49,6 +49,7 @@ void Worker::listen(const std::vector<asio::ip::tcp::endpoint>& endpoints) {
     if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) throw std::runtime_error("cannot listen on " + where + ": " + ec.message());
     acceptors_.push_back(std::move(acceptor));
+    acceptor_tls_.push_back(tls);
     accept_backoff_.push_back(std::make_unique<asio::steady_timer>(ioc_));
   }
   for (std::size_t i = 0; i < acceptors_.size(); ++i) do_accept(i);
@@ -98,7 +99,7 @@ void Worker::on_accept(std::size_t acceptor, boost::system::error_code ec,
     ++stats_.connections_accepted;
     boost::system::error_code ignored;
     socket.set_option(asio::ip::tcp::no_delay(true), ignored);
-    std::make_shared<ClientSession>(*this, std::move(socket))->start();
+    std::make_shared<ClientSession>(*this, std::move(socket), acceptor_tls_[acceptor])->start();
   }
   do_accept(acceptor);
 }

@@ -22,13 +22,19 @@ namespace figshift::proxy {
 
 class ClientSession;
 
+// One traffic listen address; `tls` (owned by the Server) makes it HTTPS.
+struct Listener {
+  asio::ip::tcp::endpoint endpoint;
+  asio::ssl::context* tls = nullptr;
+};
+
 class Worker {
  public:
   Worker(unsigned index, const Config& config, asio::ssl::context& tls_context,
          std::shared_ptr<const Snapshot> initial, AccessLog* access_log);
 
   // Opens one SO_REUSEPORT acceptor per endpoint (throws on failure).
-  void listen(const std::vector<asio::ip::tcp::endpoint>& endpoints);
+  void listen(const std::vector<Listener>& listeners);
   void run();                 // on the worker thread, until drained or stopped
   void publish(std::shared_ptr<const Snapshot> snapshot);  // any thread
   void drain();                                             // any thread
@@ -70,6 +76,7 @@ class Worker {
   std::uint64_t upstream_failures_logged_ = 0;
   asio::io_context ioc_{1};
   std::vector<asio::ip::tcp::acceptor> acceptors_;
+  std::vector<asio::ssl::context*> acceptor_tls_;  // per acceptor; null: plain HTTP
   std::vector<std::unique_ptr<asio::steady_timer>> accept_backoff_;
   asio::steady_timer sweep_timer_;
   UpstreamPool pool_;

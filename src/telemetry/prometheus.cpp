@@ -89,6 +89,12 @@ std::string render_prometheus(const TrafficStats& stats, const Snapshot& snapsho
            stats.connections_refused);
   e.single("figshift_accept_errors_total", "counter",
            "Errors from accept() (e.g. out of file descriptors).", stats.accept_errors);
+  e.single("figshift_client_connection_errors_total", "counter",
+           "Client connections ended by an unexpected I/O error (resets, write timeouts, TLS).",
+           stats.failures);
+  e.single("figshift_tls_handshake_failures_total", "counter",
+           "TLS listener handshakes that failed (plain HTTP on a TLS port, TLS < 1.2, timeouts).",
+           stats.tls_handshake_failures);
   e.single("figshift_requests_rejected_total", "counter",
            "Requests the proxy answered itself before routing (400, 413, 431, 503).",
            stats.rejected_requests);

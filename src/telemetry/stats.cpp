@@ -42,6 +42,7 @@ void TrafficStats::merge(const TrafficStats& other) {
   upstream_retries += other.upstream_retries;
   rejected_requests += other.rejected_requests;
   failures += other.failures;
+  tls_handshake_failures += other.tls_handshake_failures;
 }
 
 }  // namespace figshift

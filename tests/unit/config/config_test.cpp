@@ -28,7 +28,9 @@ json minimal() {
 
 json full() {
   return json::parse(R"({
-    "listen": [{"address": "0.0.0.0", "port": 8080}, {"address": "::1", "port": 0}],
+    "listen": [{"address": "0.0.0.0", "port": 8080},
+               {"address": "::1", "port": 0,
+                "tls": {"cert_file": "tls/cert.pem", "key_file": "/keys/key.pem"}}],
     "admin": {"address": "127.0.0.2", "port": 9902, "token_file": "secrets/admin.token",
               "token_env": "FIGSHIFT_TOKEN"},
     "store": {"backend": "file", "path": "../var/kvs.json", "seed": "kvs.json",
@@ -72,6 +74,10 @@ TEST(ConfigParse, FullConfigSetsEveryField) {
   EXPECT_EQ(c.listen[0].port, 8080);
   EXPECT_EQ(c.listen[1].address, "::1");
   EXPECT_EQ(c.listen[1].port, 0);
+  EXPECT_FALSE(c.listen[0].tls);
+  ASSERT_TRUE(c.listen[1].tls);
+  EXPECT_EQ(c.listen[1].tls->cert_file, fs::path("/etc/figshift/tls/cert.pem"));
+  EXPECT_EQ(c.listen[1].tls->key_file, fs::path("/keys/key.pem"));
   EXPECT_EQ(c.admin.listen.address, "127.0.0.2");
   EXPECT_EQ(c.admin.listen.port, 9902);
   EXPECT_EQ(c.admin.token_file, fs::path("/etc/figshift/secrets/admin.token"));
@@ -233,6 +239,7 @@ TEST(ConfigUnknownKeys, RejectedAtEveryLevelNamingThePath) {
   const std::vector<Case> cases = {
       {"typo", json::json_pointer("/typo")},
       {"listen[0].typo", json::json_pointer("/listen/0/typo")},
+      {"listen[1].tls.typo", json::json_pointer("/listen/1/tls/typo")},
       {"admin.typo", json::json_pointer("/admin/typo")},
       {"store.typo", json::json_pointer("/store/typo")},
       {"timeouts.typo", json::json_pointer("/timeouts/typo")},
@@ -246,6 +253,15 @@ TEST(ConfigUnknownKeys, RejectedAtEveryLevelNamingThePath) {
     const auto message = error_of(j);
     EXPECT_TRUE(starts_with(message, c.where + ":")) << c.where << " -> " << message;
   }
+}
+
+TEST(ConfigTls, BothFilesAreRequired) {
+  json j = full();
+  j["listen"][1]["tls"].erase("key_file");
+  EXPECT_TRUE(starts_with(error_of(j), "listen[1].tls.key_file: is required")) << error_of(j);
+  j = full();
+  j["listen"][1]["tls"].erase("cert_file");
+  EXPECT_TRUE(starts_with(error_of(j), "listen[1].tls.cert_file: is required")) << error_of(j);
 }
 
 TEST(ConfigUnknownKeys, ATypoInATimeoutIsNotSilentlyIgnored) {
@@ -270,6 +286,9 @@ TEST(ConfigTypes, WrongTypesAreRejectedNamingTheField) {
       {"listen[0].port", json::json_pointer("/listen/0/port"), 80.5},
       {"listen[0].address", json::json_pointer("/listen/0/address"), 0},
       {"listen[0].address", json::json_pointer("/listen/0/address"), ""},
+      {"listen[0].tls", json::json_pointer("/listen/0/tls"), true},
+      {"listen[1].tls.cert_file", json::json_pointer("/listen/1/tls/cert_file"), ""},
+      {"listen[1].tls.key_file", json::json_pointer("/listen/1/tls/key_file"), 1},
       {"admin", json::json_pointer("/admin"), 9901},
       {"admin.port", json::json_pointer("/admin/port"), true},
       {"admin.token_env", json::json_pointer("/admin/token_env"), 1},
