@@ -59,7 +59,7 @@ constexpr std::string_view continue_100 = "HTTP/1.1 100 Continue\r\n\r\n";
 
 }  // namespace
 
-ClientSession::ClientSession(Worker& worker, asio::ip::tcp::socket socket,
+ClientSession::ClientSession(Worker& worker, TcpSocket socket,
                              asio::ssl::context* tls)
     : worker_(worker),
       id_(worker.next_connection_id()),

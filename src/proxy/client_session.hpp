@@ -34,7 +34,7 @@ inline bool is_http_error(const boost::system::error_code& ec) {
 class ClientSession : public std::enable_shared_from_this<ClientSession> {
  public:
   // `tls`: the listener's server context, or null for plain HTTP.
-  ClientSession(Worker& worker, asio::ip::tcp::socket socket, asio::ssl::context* tls);
+  ClientSession(Worker& worker, TcpSocket socket, asio::ssl::context* tls);
   ~ClientSession();
   void start();
   // Drain: closes the connection now if it is between requests, else after the response.
@@ -56,7 +56,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void do_upstream();
   void do_resolve();
   void on_resolve(std::uint64_t lookup, error_code ec,
-                  asio::ip::tcp::resolver::results_type results);
+                  TcpResolver::results_type results);
   void on_connect(error_code ec, const asio::ip::tcp::endpoint&);
   void on_handshake(error_code ec);
   void do_upstream_write();
@@ -103,9 +103,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::unique_ptr<UpstreamConnection> upstream_;
   bool upstream_reused_ = false;
   bool retried_ = false;
-  std::optional<asio::ip::tcp::resolver> resolver_;
+  std::optional<TcpResolver> resolver_;
   std::vector<asio::ip::tcp::endpoint> endpoints_;
-  asio::steady_timer resolve_deadline_;
+  Timer resolve_deadline_;
   std::uint64_t resolve_generation_ = 0;  // a lookup's answer counts only while current
   std::optional<http::response_parser<http::string_body>> upstream_parser_;
   Response response_;

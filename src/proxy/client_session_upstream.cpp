@@ -81,7 +81,7 @@ void ClientSession::do_resolve() {
 }
 
 void ClientSession::on_resolve(std::uint64_t lookup, error_code ec,
-                               asio::ip::tcp::resolver::results_type results) {
+                               TcpResolver::results_type results) {
   if (lookup != resolve_generation_) return;  // answered already by the deadline
   ++resolve_generation_;
   resolve_deadline_.cancel();

@@ -4,23 +4,23 @@
 // Beast's HTTP algorithms are compiled once for both kinds; each operation
 // costs one branch to pick the layer. Thread-safety: none (one session's).
 
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <utility>
 #include <variant>
+
+#include "proxy/io_types.hpp"
 
 namespace figshift::proxy {
 
 class ClientStream {
  public:
-  using Plain = boost::beast::tcp_stream;
-  using Tls = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+  using Plain = TcpStream;
+  using Tls = boost::beast::ssl_stream<TcpStream>;
   using executor_type = Plain::executor_type;
 
   // `tls` null: plain HTTP; else the listener's server context (outlives the stream).
-  ClientStream(boost::asio::ip::tcp::socket socket, boost::asio::ssl::context* tls)
+  ClientStream(TcpSocket socket, boost::asio::ssl::context* tls)
       : stream_(make(std::move(socket), tls)) {}
 
   bool is_tls() const { return std::holds_alternative<Tls>(stream_); }
@@ -47,7 +47,7 @@ class ClientStream {
   }
 
  private:
-  static std::variant<Plain, Tls> make(boost::asio::ip::tcp::socket socket,
+  static std::variant<Plain, Tls> make(TcpSocket socket,
                                        boost::asio::ssl::context* tls) {
     if (tls) return std::variant<Plain, Tls>(std::in_place_type<Tls>, std::move(socket), *tls);
     return std::variant<Plain, Tls>(std::in_place_type<Plain>, std::move(socket));

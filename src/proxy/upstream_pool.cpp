@@ -4,13 +4,13 @@
 
 namespace figshift::proxy {
 
-UpstreamConnection::UpstreamConnection(asio::any_io_executor ex, asio::ssl::context* tls_context,
+UpstreamConnection::UpstreamConnection(Executor ex, asio::ssl::context* tls_context,
                                        std::string origin_)
     : stream(tls_context ? std::variant<Plain, Tls>(std::in_place_type<Tls>, ex, *tls_context)
                          : std::variant<Plain, Tls>(std::in_place_type<Plain>, ex)),
       origin(std::move(origin_)) {}
 
-beast::tcp_stream& UpstreamConnection::tcp() {
+TcpStream& UpstreamConnection::tcp() {
   if (auto* tls = std::get_if<Tls>(&stream)) return beast::get_lowest_layer(*tls);
   return std::get<Plain>(stream);
 }

@@ -4,7 +4,6 @@
 
 #include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <chrono>
 #include <memory>
@@ -13,18 +12,20 @@
 #include <variant>
 #include <vector>
 
+#include "proxy/io_types.hpp"
+
 namespace figshift::proxy {
 
 namespace beast = boost::beast;
 namespace asio = boost::asio;
 
 struct UpstreamConnection {
-  using Plain = beast::tcp_stream;
-  using Tls = beast::ssl_stream<beast::tcp_stream>;
+  using Plain = TcpStream;
+  using Tls = beast::ssl_stream<TcpStream>;
 
-  UpstreamConnection(asio::any_io_executor ex, asio::ssl::context* tls_context, std::string origin);
+  UpstreamConnection(Executor ex, asio::ssl::context* tls_context, std::string origin);
 
-  beast::tcp_stream& tcp();
+  TcpStream& tcp();
   bool is_tls() const { return std::holds_alternative<Tls>(stream); }
   template <typename F>
   decltype(auto) visit(F&& f) {

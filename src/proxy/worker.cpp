@@ -39,7 +39,7 @@ Worker::Worker(unsigned index, const Config& config, asio::ssl::context& tls_con
 
 void Worker::listen(const std::vector<Listener>& listeners) {
   for (const auto& [endpoint, tls] : listeners) {
-    asio::ip::tcp::acceptor acceptor(ioc_);
+    TcpAcceptor acceptor(ioc_.get_executor());
     const auto where = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
     boost::system::error_code ec;
     acceptor.open(endpoint.protocol(), ec);
@@ -50,7 +50,7 @@ void Worker::listen(const std::vector<Listener>& listeners) {
     if (ec) throw std::runtime_error("cannot listen on " + where + ": " + ec.message());
     acceptors_.push_back(std::move(acceptor));
     acceptor_tls_.push_back(tls);
-    accept_backoff_.push_back(std::make_unique<asio::steady_timer>(ioc_));
+    accept_backoff_.push_back(std::make_unique<Timer>(ioc_.get_executor()));
   }
   for (std::size_t i = 0; i < acceptors_.size(); ++i) do_accept(i);
   schedule_sweep();
@@ -70,13 +70,13 @@ void Worker::run() {
 
 void Worker::do_accept(std::size_t acceptor) {
   acceptors_[acceptor].async_accept(
-      ioc_, [this, acceptor](boost::system::error_code ec, asio::ip::tcp::socket socket) {
+      [this, acceptor](boost::system::error_code ec, TcpSocket socket) {
         on_accept(acceptor, ec, std::move(socket));
       });
 }
 
 void Worker::on_accept(std::size_t acceptor, boost::system::error_code ec,
-                       asio::ip::tcp::socket socket) {
+                       TcpSocket socket) {
   // The acceptor was closed by drain.
   if (ec == asio::error::operation_aborted || !acceptors_[acceptor].is_open()) return;
   if (ec) {

@@ -16,6 +16,7 @@
 #include "figshift/config.hpp"
 #include "figshift/routing.hpp"
 #include "figshift/telemetry.hpp"
+#include "proxy/io_types.hpp"
 #include "proxy/upstream_pool.hpp"
 
 namespace figshift::proxy {
@@ -62,7 +63,7 @@ class Worker {
 
  private:
   void do_accept(std::size_t acceptor);
-  void on_accept(std::size_t acceptor, boost::system::error_code ec, asio::ip::tcp::socket socket);
+  void on_accept(std::size_t acceptor, boost::system::error_code ec, TcpSocket socket);
   void schedule_sweep();
   void schedule_access_log_flush();
 
@@ -75,15 +76,15 @@ class Worker {
   std::uint64_t next_id_ = 1;
   std::uint64_t upstream_failures_logged_ = 0;
   asio::io_context ioc_{1};
-  std::vector<asio::ip::tcp::acceptor> acceptors_;
+  std::vector<TcpAcceptor> acceptors_;
   std::vector<asio::ssl::context*> acceptor_tls_;  // per acceptor; null: plain HTTP
-  std::vector<std::unique_ptr<asio::steady_timer>> accept_backoff_;
-  asio::steady_timer sweep_timer_;
+  std::vector<std::unique_ptr<Timer>> accept_backoff_;
+  Timer sweep_timer_;
   UpstreamPool pool_;
   std::shared_ptr<const Snapshot> snapshot_;
   TrafficStats stats_;
   std::optional<AccessLogBuffer> access_log_;
-  asio::steady_timer access_log_timer_;
+  Timer access_log_timer_;
   bool draining_ = false;
 };
 
