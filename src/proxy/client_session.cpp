@@ -215,14 +215,14 @@ void ClientSession::route() {
     res.set(http::field::location, std::string(upstream.tls ? "https://" : "http://") +
                                        upstream.host_header + decision_.target);
     res.set(http::field::cache_control, "no-store");
-    make_client_response(res, head_request_, client_version_, keep_alive_ && !worker_.draining(),
-                         worker_.config().debug_header, upstream.name);
-    return do_write(std::move(res));
+    response_ = std::move(res);
+    const bool keep_alive = keep_alive_ && !worker_.draining();
+    write_client_head(response_, head_request_, client_version_, keep_alive,
+                      worker_.config().debug_header, upstream.name, response_head_);
+    return do_write_prepared(keep_alive);
   }
-  make_upstream_request(request, upstream_request_, upstream, std::move(decision_.target),
-                        client_ip_, stream_.is_tls() ? "https" : "http");
-  upstream_head_.clear();
-  serialize_head(upstream_request_, upstream_head_);
+  write_upstream_head(request, upstream, decision_.target, client_ip_,
+                      stream_.is_tls() ? "https" : "http", upstream_head_);
   do_upstream();
 }
 
@@ -260,6 +260,12 @@ void ClientSession::write_access_log(AccessLogBuffer& log) {
 
 void ClientSession::do_write(Response response) {
   response_ = std::move(response);
+  response_head_.clear();
+  serialize_head(response_, response_head_);
+  do_write_prepared(response_.keep_alive());
+}
+
+void ClientSession::do_write_prepared(bool keep_alive) {
   if (routed_) {
     auto& stats = *upstream_stats_;
     const auto status_class = std::clamp(response_.result_int() / 100, 1u, 5u);
@@ -267,10 +273,8 @@ void ClientSession::do_write(Response response) {
   }
   if (auto* log = worker_.access_log()) write_access_log(*log);
   routed_ = false;
-  close_after_write_ = !response_.keep_alive();
+  close_after_write_ = !keep_alive;
   stream_.tcp().expires_after(worker_.config().timeouts.client_write);
-  response_head_.clear();
-  serialize_head(response_, response_head_);
   const HeadAndBody wire(response_head_, response_.body());
   asio::async_write(stream_, wire,
                     beast::bind_front_handler(&ClientSession::on_write, shared_from_this()));
@@ -279,7 +283,6 @@ void ClientSession::do_write(Response response) {
 void ClientSession::on_write(error_code ec, std::size_t) {
   if (ec) return fail(ec, "write response");
   snapshot_.reset();
-  upstream_request_ = {};
   response_ = {};
   if (close_after_write_) return do_linger();
   do_read_header();

@@ -66,7 +66,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool retry_on_fresh_connection(error_code ec);
   void upstream_failed(UpstreamError error, error_code ec);
 
-  void do_write(Response response);
+  void do_write(Response response);  // one of the proxy's own responses
+  void do_write_prepared(bool keep_alive);  // response_ with its head in response_head_
   void on_write(error_code ec, std::size_t);
   void do_linger();
   void on_tls_shutdown(error_code ec);
@@ -94,9 +95,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   UpstreamStats* upstream_stats_ = nullptr;  // this request's upstream's counters  // decision_ holds this request's route (counted once in do_write)
   std::chrono::steady_clock::time_point upstream_started_;
   std::chrono::steady_clock::time_point request_started_;
-  Request upstream_request_;
-  std::string upstream_head_;  // serialized head of upstream_request_, reused
-  std::string response_head_;  // serialized head of response_, reused
+  std::string upstream_head_;  // the request head sent upstream; capacity reused
+  std::string response_head_;  // the response head sent to the client; capacity reused
   bool head_request_ = false;
   bool keep_alive_ = false;
   unsigned client_version_ = 11;

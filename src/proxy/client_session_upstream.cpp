@@ -123,7 +123,7 @@ void ClientSession::on_handshake(error_code ec) {
 void ClientSession::do_upstream_write() {
   upstream_->tcp().expires_after(worker_.config().timeouts.upstream_response);
   upstream_parser_.reset();
-  const HeadAndBody wire(upstream_head_, upstream_request_.body());
+  const HeadAndBody wire(upstream_head_, parser_->get().body());
   upstream_->visit([&](auto& stream) {
     asio::async_write(
         stream, wire,
@@ -171,7 +171,7 @@ void ClientSession::on_upstream_read(error_code ec, std::size_t) {
 
   // Reusable only when the response ended by its framing and nothing extra followed it.
   const bool reusable = upstream_parser_->keep_alive() && upstream_->buffer.size() == 0;
-  Response response = upstream_parser_->release();
+  response_ = upstream_parser_->release();
   upstream_parser_.reset();
   if (reusable) {
     upstream_->tcp().expires_never();
@@ -179,10 +179,10 @@ void ClientSession::on_upstream_read(error_code ec, std::size_t) {
   }
   upstream_.reset();
   upstream_stats_->latency.observe(seconds_since(upstream_started_));
-  make_client_response(response, head_request_, client_version_,
-                       keep_alive_ && !worker_.draining(), worker_.config().debug_header,
-                       decision_.upstream->name);
-  do_write(std::move(response));
+  const bool keep_alive = keep_alive_ && !worker_.draining();
+  write_client_head(response_, head_request_, client_version_, keep_alive,
+                    worker_.config().debug_header, decision_.upstream->name, response_head_);
+  do_write_prepared(keep_alive);
 }
 
 bool ClientSession::retry_on_fresh_connection(error_code ec) {
@@ -191,7 +191,7 @@ bool ClientSession::retry_on_fresh_connection(error_code ec) {
   if (!upstream_reused_ || retried_) return false;
   // Even then, only a method that is safe to repeat (RFC 9110 §9.2.2): the
   // upstream may have acted on a POST before the connection broke.
-  switch (upstream_request_.method()) {
+  switch (parser_->get().method()) {
     case http::verb::get:
     case http::verb::head:
     case http::verb::options:

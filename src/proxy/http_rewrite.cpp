@@ -3,7 +3,7 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/rfc7230.hpp>
 #include <nlohmann/json.hpp>
-#include <vector>
+#include <charconv>
 
 namespace figshift::proxy {
 namespace {
@@ -14,84 +14,6 @@ constexpr std::string_view x_forwarded_for = "X-Forwarded-For";
 constexpr std::string_view x_forwarded_proto = "X-Forwarded-Proto";
 constexpr std::string_view x_forwarded_host = "X-Forwarded-Host";
 
-}  // namespace
-
-void remove_hop_by_hop(http::fields& fields) {
-  std::vector<std::string> named;
-  for (auto it = fields.find(http::field::connection);
-       it != fields.end() && it->name() == http::field::connection; ++it)
-    for (auto token : http::token_list(it->value())) named.emplace_back(token);
-  for (const auto& name : named) fields.erase(name);
-  for (auto f : {http::field::connection, http::field::keep_alive, http::field::proxy_connection,
-                 http::field::te, http::field::trailer, http::field::transfer_encoding,
-                 http::field::upgrade})
-    fields.erase(f);
-}
-
-void make_upstream_request(Request& client, Request& out, const Upstream& upstream,
-                           std::string target, std::string_view client_ip,
-                           std::string_view client_proto) {
-  out = Request{};
-  // Beast throws on method(verb::unknown): an extension method ("QUERY") is kept as text.
-  if (client.method() == http::verb::unknown)
-    out.method_string(client.method_string());
-  else
-    out.method(client.method());
-  out.target(target);
-  out.version(11);
-  const std::string original_host(client[http::field::host]);
-  // Repeated X-Forwarded-For lines form one list (RFC 9110 §5.3): keep them all.
-  std::string forwarded_for;
-  for (const auto& field : client.base())
-    if (beast::iequals(field.name_string(), x_forwarded_for) && !field.value().empty()) {
-      if (!forwarded_for.empty()) forwarded_for += ", ";
-      forwarded_for += field.value();
-    }
-  for (const auto& field : client.base()) {
-    const auto name = field.name_string();
-    if (field.name() == http::field::host || field.name() == http::field::content_length ||
-        beast::iequals(name, x_forwarded_for) || beast::iequals(name, x_forwarded_proto) ||
-        beast::iequals(name, x_forwarded_host))
-      continue;
-    out.insert(name, field.value());
-  }
-  remove_hop_by_hop(out.base());
-  // The body is already here: an upstream 100 Continue would be taken for the response.
-  out.erase(http::field::expect);
-  out.set(http::field::host, upstream.host_header);
-  forwarded_for = forwarded_for.empty() ? std::string(client_ip)
-                                        : forwarded_for + ", " + std::string(client_ip);
-  out.set(x_forwarded_for, forwarded_for);
-  out.set(x_forwarded_proto, client_proto);
-  if (!original_host.empty()) out.set(x_forwarded_host, original_host);
-  out.body() = std::move(client.body());
-  // The body was read whole, so it travels with a Content-Length, never chunked.
-  const bool had_body = client.has_content_length() || client.chunked() || !out.body().empty();
-  if (had_body) out.content_length(out.body().size());
-  out.keep_alive(true);
-}
-
-void make_client_response(Response& res, bool head_request, unsigned client_version,
-                          bool keep_alive, std::string_view debug_header,
-                          std::string_view upstream_name) {
-  const auto status = res.result_int();
-  const bool bodiless = head_request || status / 100 == 1 || status == 204 || status == 304;
-  const auto declared_length = res[http::field::content_length];
-  const std::string length(declared_length);
-  remove_hop_by_hop(res.base());
-  if (bodiless) {
-    // HEAD and 304 announce the length of a body they do not carry.
-    res.erase(http::field::content_length);
-    if (!length.empty() && status != 204) res.set(http::field::content_length, length);
-  } else {
-    res.content_length(res.body().size());
-  }
-  res.version(client_version);
-  res.keep_alive(keep_alive);
-  if (!debug_header.empty()) res.set(debug_header, upstream_name);
-}
-
-namespace {
 
 void append_fields(const http::fields& fields, std::string& out) {
   for (const auto& field : fields) {
@@ -110,29 +32,137 @@ void append_version(unsigned version, std::string& out) {
   out += static_cast<char>('0' + version % 10);
 }
 
-}  // namespace
-
-void serialize_head(const Request& request, std::string& out) {
-  out += request.method_string();
-  out += ' ';
-  out += request.target();
-  out += ' ';
-  append_version(request.version(), out);
-  out += "\r\n";
-  append_fields(request.base(), out);
-}
-
-void serialize_head(const Response& response, std::string& out) {
-  append_version(response.version(), out);
-  const unsigned status = response.result_int();
+void append_status(unsigned status, std::string_view reason, http::status code, std::string& out) {
   out += ' ';
   out += static_cast<char>('0' + status / 100 % 10);
   out += static_cast<char>('0' + status / 10 % 10);
   out += static_cast<char>('0' + status % 10);
   out += ' ';
-  const auto reason = response.reason();
-  out += reason.empty() ? http::obsolete_reason(response.result()) : reason;
+  out += reason.empty() ? std::string_view(http::obsolete_reason(code)) : reason;
   out += "\r\n";
+}
+
+void append_field(std::string_view name, std::string_view value, std::string& out) {
+  out += name;
+  out += ": ";
+  out += value;
+  out += "\r\n";
+}
+
+void append_content_length(std::uint64_t length, std::string& out) {
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, length).ptr;
+  append_field("Content-Length", std::string_view(digits, end - digits), out);
+}
+
+bool is_named(const http::fields::value_type& field, std::string_view name) {
+  return field.name() == http::field::unknown && beast::iequals(field.name_string(), name);
+}
+
+bool is_always_hop_by_hop(http::field name) {
+  switch (name) {
+    case http::field::connection:
+    case http::field::keep_alive:
+    case http::field::proxy_connection:
+    case http::field::te:
+    case http::field::trailer:
+    case http::field::transfer_encoding:
+    case http::field::upgrade:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+bool is_hop_by_hop(const http::fields& fields, const http::fields::value_type& field) {
+  if (is_always_hop_by_hop(field.name())) return true;
+  // Beast's index keeps equal names together, so this walks only the Connection lines.
+  for (auto it = fields.find(http::field::connection);
+       it != fields.end() && it->name() == http::field::connection; ++it)
+    for (auto token : http::token_list(it->value()))
+      if (beast::iequals(token, field.name_string())) return true;
+  return false;
+}
+
+void write_upstream_head(const Request& client, const Upstream& upstream, std::string_view target,
+                         std::string_view client_ip, std::string_view client_proto,
+                         std::string& out) {
+  out.clear();
+  out += client.method_string();  // as sent, also an extension method ("QUERY")
+  out += ' ';
+  out += target;
+  out += " HTTP/1.1\r\n";
+  append_field("Host", upstream.host_header, out);
+  // Most requests have no Connection field: then no field can be named by one.
+  const bool has_connection = client.count(http::field::connection) > 0;
+  for (const auto& field : client.base()) {
+    switch (field.name()) {
+      case http::field::host:            // replaced by the upstream's
+      case http::field::content_length:  // written below for the body as read
+      case http::field::expect:  // the body is already here: a 100 would pass for the response
+        continue;
+      default:
+        break;
+    }
+    if (is_named(field, x_forwarded_for) || is_named(field, x_forwarded_proto) ||
+        is_named(field, x_forwarded_host))
+      continue;
+    if (has_connection ? is_hop_by_hop(client.base(), field) : is_always_hop_by_hop(field.name()))
+      continue;
+    append_field(field.name_string(), field.value(), out);
+  }
+  // Repeated X-Forwarded-For lines form one list (RFC 9110 §5.3): keep them all.
+  out += x_forwarded_for;
+  out += ": ";
+  for (const auto& field : client.base())
+    if (is_named(field, x_forwarded_for) && !field.value().empty()) {
+      out += field.value();
+      out += ", ";
+    }
+  out += client_ip;
+  out += "\r\n";
+  append_field(x_forwarded_proto, client_proto, out);
+  if (const auto host = client[http::field::host]; !host.empty())
+    append_field(x_forwarded_host, host, out);
+  if (client.has_content_length() || client.chunked() || !client.body().empty())
+    append_content_length(client.body().size(), out);
+  out += "\r\n";
+}
+
+void write_client_head(const Response& upstream_response, bool head_request,
+                       unsigned client_version, bool keep_alive, std::string_view debug_header,
+                       std::string_view upstream_name, std::string& out) {
+  out.clear();
+  append_version(client_version, out);
+  const unsigned status = upstream_response.result_int();
+  append_status(status, upstream_response.reason(), upstream_response.result(), out);
+  const auto& fields = upstream_response.base();
+  const bool has_connection = fields.count(http::field::connection) > 0;
+  for (const auto& field : fields) {
+    if (field.name() == http::field::content_length) continue;  // written below
+    if (has_connection ? is_hop_by_hop(fields, field) : is_always_hop_by_hop(field.name()))
+      continue;
+    if (!debug_header.empty() && beast::iequals(field.name_string(), debug_header)) continue;
+    append_field(field.name_string(), field.value(), out);
+  }
+  if (head_request || status == 304) {
+    // They announce the length of a body they do not carry.
+    if (const auto length = fields[http::field::content_length]; !length.empty())
+      append_field("Content-Length", length, out);
+  } else if (status / 100 != 1 && status != 204) {
+    append_content_length(upstream_response.body().size(), out);
+  }
+  if (client_version >= 11 && !keep_alive) append_field("Connection", "close", out);
+  if (client_version < 11 && keep_alive) append_field("Connection", "keep-alive", out);
+  if (!debug_header.empty()) append_field(debug_header, upstream_name, out);
+  out += "\r\n";
+}
+
+void serialize_head(const Response& response, std::string& out) {
+  append_version(response.version(), out);
+  append_status(response.result_int(), response.reason(), response.result(), out);
   append_fields(response.base(), out);
 }
 

@@ -16,26 +16,34 @@ namespace http = boost::beast::http;
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
 
-// Removes Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding,
-// Upgrade and every header the Connection header names.
-void remove_hop_by_hop(http::fields& fields);
+// A hop-by-hop field (RFC 9110 §7.6.1): Connection, Keep-Alive, Proxy-Connection,
+// TE, Trailer, Transfer-Encoding, Upgrade, or one that a Connection field of
+// `fields` names. Such fields are never forwarded in either direction.
+bool is_hop_by_hop(const http::fields& fields, const http::fields::value_type& field);
 
-// The request sent upstream: client headers minus hop-by-hop, Host set to the
-// upstream, X-Forwarded-* added, Authorization untouched, body moved.
-void make_upstream_request(Request& client, Request& out, const Upstream& upstream,
-                           std::string target, std::string_view client_ip,
-                           std::string_view client_proto);
+// The head of the request sent upstream, written straight from the client's
+// request into `out` (replaced; its capacity is reused, and no Beast message is
+// built per request): method and `target` over HTTP/1.1, Host set to the
+// upstream, the client's fields minus hop-by-hop ones, Expect and any
+// X-Forwarded-Proto/-Host, X-Forwarded-For extended with `client_ip`,
+// Authorization byte for byte, and a Content-Length whenever the client sent a
+// body (read whole, so never chunked). The client's body follows it on the wire.
+void write_upstream_head(const Request& client, const Upstream& upstream, std::string_view target,
+                         std::string_view client_ip, std::string_view client_proto,
+                         std::string& out);
 
-// The upstream's response made fit for the client.
-void make_client_response(Response& res, bool head_request, unsigned client_version,
-                          bool keep_alive, std::string_view debug_header,
-                          std::string_view upstream_name);
+// The head of the upstream's response as the client gets it, into `out`
+// (replaced): the client's HTTP version, the upstream's status and fields minus
+// hop-by-hop ones, a Content-Length for the body (HEAD and 304 keep the
+// upstream's, 1xx and 204 have none), Connection as `keep_alive` needs, and
+// `debug_header: upstream_name` unless the name is empty.
+void write_client_head(const Response& upstream_response, bool head_request,
+                       unsigned client_version, bool keep_alive, std::string_view debug_header,
+                       std::string_view upstream_name, std::string& out);
 
-// The start line and header fields of a message, as they go on the wire,
-// appended to `out` (reused across requests, so no allocation once grown).
-// Replaces Beast's generic serializer on the hot path; bodies are written
-// after it as they are (always framed by Content-Length here).
-void serialize_head(const Request& request, std::string& out);
+// The status line and header fields of one of the proxy's own responses (an
+// error, a redirect), appended to `out`. Its body goes after it as is (always
+// framed by Content-Length here).
 void serialize_head(const Response& response, std::string& out);
 
 // A serialized head and a body as one buffer sequence. Deliberately not a

@@ -134,18 +134,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(decision.upstream == &snap.upstreams[snap.legacy]);
   if (!complete) return 0;
 
-  const std::string body = request.body();
-  Request upstream_request;
-  figshift::proxy::make_upstream_request(request, upstream_request, *decision.upstream,
-                                         decision.target, "192.0.2.1", "http");
-  FUZZ_CHECK(upstream_request.target() == decision.target);
-  FUZZ_CHECK(upstream_request.count(http::field::host) == 1);
-  FUZZ_CHECK(upstream_request.count(http::field::transfer_encoding) == 0);
-
   // What goes to the upstream parses back as exactly one request, the same one.
-  std::ostringstream wire;
-  wire << upstream_request;
-  const std::string sent = wire.str();
+  std::string sent;
+  figshift::proxy::write_upstream_head(request, *decision.upstream, decision.target, "192.0.2.1",
+                                       "http", sent);
+  sent += request.body();
   http::request_parser<http::string_body> reparser;
   std::size_t reused = 0;
   const bool reparsed = parse(sent, reparser, reused);
@@ -153,7 +146,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FUZZ_CHECK(reparsed);
   FUZZ_CHECK(reused == sent.size());
   FUZZ_CHECK(reparser.get().target() == decision.target);
-  FUZZ_CHECK(reparser.get().body() == body);
-  FUZZ_CHECK(reparser.get().method_string() == upstream_request.method_string());
+  const auto& forwarded = reparser.get();
+  FUZZ_CHECK(forwarded.body() == request.body());
+  FUZZ_CHECK(forwarded.method_string() == request.method_string());
+  FUZZ_CHECK(forwarded.count(http::field::host) == 1);
+  FUZZ_CHECK(forwarded[http::field::host] == decision.upstream->host_header);
+  FUZZ_CHECK(forwarded.count(http::field::transfer_encoding) == 0);
+  FUZZ_CHECK(forwarded.count(http::field::content_length) <= 1);
   return 0;
 }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/beast/http/field.hpp>
+#include <boost/beast/http/parser.hpp>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
@@ -44,6 +45,51 @@ Upstream upstream_b1() {
   u.base_path = "/prod";
   u.origin = "https://b1.example:8443";
   return u;
+}
+
+// What an upstream parses from write_upstream_head's bytes plus the client's body.
+void make_upstream_request(const Request& client, Request& out, const Upstream& upstream,
+                           std::string_view target, std::string_view client_ip,
+                           std::string_view client_proto) {
+  std::string wire = "stale bytes that must be replaced";
+  write_upstream_head(client, upstream, target, client_ip, client_proto, wire);
+  wire += client.body();
+  http::request_parser<http::string_body> parser;
+  parser.eager(true);
+  boost::system::error_code ec;
+  const auto used = parser.put(boost::asio::buffer(wire), ec);
+  ASSERT_FALSE(ec) << ec.message() << "\n" << wire;
+  ASSERT_TRUE(parser.is_done()) << wire;
+  ASSERT_EQ(used, wire.size()) << "bytes after the request: " << wire;
+  out = parser.release();
+}
+
+// What a client parses from write_client_head's bytes plus the upstream's body.
+void make_client_response(Response& res, bool head_request, unsigned client_version,
+                          bool keep_alive, std::string_view debug_header,
+                          std::string_view upstream_name) {
+  std::string wire = "stale bytes that must be replaced";
+  write_client_head(res, head_request, client_version, keep_alive, debug_header, upstream_name,
+                    wire);
+  const auto status = res.result_int();
+  if (!head_request && status != 204 && status != 304) wire += res.body();
+  http::response_parser<http::string_body> parser;
+  parser.eager(true);
+  if (head_request) parser.skip(true);
+  boost::system::error_code ec;
+  const auto used = parser.put(boost::asio::buffer(wire), ec);
+  ASSERT_FALSE(ec) << ec.message() << "\n" << wire;
+  ASSERT_TRUE(parser.is_done()) << "the head does not frame the body: " << wire;
+  ASSERT_EQ(used, wire.size()) << "bytes after the response: " << wire;
+  res = parser.release();
+}
+
+// The fields write_upstream_head/write_client_head drop as hop-by-hop.
+void remove_hop_by_hop(http::fields& fields) {
+  std::vector<std::string> doomed;
+  for (const auto& field : fields)
+    if (is_hop_by_hop(fields, field)) doomed.emplace_back(field.name_string());
+  for (const auto& name : doomed) fields.erase(name);
 }
 
 const std::vector<std::string> hop_by_hop = {"Connection", "Keep-Alive", "Proxy-Connection", "TE",
