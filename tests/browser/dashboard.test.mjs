@@ -229,7 +229,9 @@ test("dashboard: live split, traffic per upstream, ramp and rollback from the pa
   await page.click("#ramp-submit");
   await until("the ramp confirmation", async () =>
     /ramp started/.test(await page.textContent("#action-message")), 5_000, 100);
-  assert.equal(await page.getAttribute("#target-value", "data-value"), "100");
+  // The target shows once the page has polled the new status (every second).
+  await until("the target to show 100 %", async () =>
+    (await page.getAttribute("#target-value", "data-value")) === "100", 5_000, 100);
 
   const seen = [];
   let midShot = false;
