@@ -55,6 +55,7 @@ std::int64_t unix_ms_now() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+constexpr std::size_t max_idle_read_buffer = 4096;
 constexpr std::string_view continue_100 = "HTTP/1.1 100 Continue\r\n\r\n";
 
 }  // namespace
@@ -63,8 +64,7 @@ ClientSession::ClientSession(Worker& worker, TcpSocket socket,
                              asio::ssl::context* tls)
     : worker_(worker),
       id_(worker.next_connection_id()),
-      stream_(std::move(socket), tls),
-      resolve_deadline_(stream_.get_executor()) {
+      stream_(std::move(socket), tls) {
   error_code ec;
   auto remote = stream_.tcp().socket().remote_endpoint(ec);
   if (!ec) {
@@ -75,7 +75,15 @@ ClientSession::ClientSession(Worker& worker, TcpSocket socket,
   }
 }
 
-ClientSession::~ClientSession() { worker_.remove_session(id_); }
+ClientSession::~ClientSession() {
+  worker_.exchanges().give(std::move(exchange_));
+  worker_.remove_session(id_);
+}
+
+Exchange& ClientSession::exchange() {
+  if (!exchange_) exchange_ = worker_.exchanges().take();
+  return *exchange_;
+}
 
 void ClientSession::start() {
   worker_.add_session(id_, weak_from_this());
@@ -102,12 +110,13 @@ void ClientSession::on_tls_handshake(error_code ec) {
     // Plain HTTP on the TLS port: say so in plain HTTP, as nginx does, then close.
     if (ec.category() == asio::error::get_ssl_category() &&
         ERR_GET_REASON(ec.value()) == SSL_R_HTTP_REQUEST) {
-      response_ = json_error(http::status::bad_request,
-                             "plain HTTP request sent to a TLS (HTTPS) port", 11, false);
-      response_head_.clear();
-      serialize_head(response_, response_head_);
+      auto& x = exchange();
+      x.response = json_error(http::status::bad_request,
+                              "plain HTTP request sent to a TLS (HTTPS) port", 11, false);
+      x.response_head.clear();
+      serialize_head(x.response, x.response_head);
       stream_.tcp().expires_after(worker_.config().timeouts.client_write);
-      return asio::async_write(stream_.tcp(), HeadAndBody(response_head_, response_.body()),
+      return asio::async_write(stream_.tcp(), HeadAndBody(x.response_head, x.response.body()),
                                [self = shared_from_this()](error_code, std::size_t) { self->close(); });
     }
     // TLS 1.0/1.1, no shared cipher, garbage or a timeout: nothing to answer.
@@ -129,6 +138,9 @@ void ClientSession::do_read_header() {
   parser_->header_limit(config.limits.header_bytes);
   parser_->body_limit(config.limits.body_bytes);
   reading_idle_ = buffer_.size() == 0;
+  // A large request grew the read buffer: an idle keep-alive connection does
+  // not keep that (Beast's read allocates its usual 512 bytes again).
+  if (reading_idle_ && buffer_.capacity() > max_idle_read_buffer) buffer_.shrink_to_fit();
   stream_.tcp().expires_after(first_request_ ? config.timeouts.client_header
                                        : config.timeouts.client_idle);
   http::async_read_header(stream_, buffer_, *parser_,
@@ -215,14 +227,15 @@ void ClientSession::route() {
     res.set(http::field::location, std::string(upstream.tls ? "https://" : "http://") +
                                        upstream.host_header + decision_.target);
     res.set(http::field::cache_control, "no-store");
-    response_ = std::move(res);
+    auto& x = exchange();
+    x.response = std::move(res);
     const bool keep_alive = keep_alive_ && !worker_.draining();
-    write_client_head(response_, head_request_, client_version_, keep_alive,
-                      worker_.config().debug_header, upstream.name, response_head_);
+    write_client_head(x.response, head_request_, client_version_, keep_alive,
+                      worker_.config().debug_header, upstream.name, x.response_head);
     return do_write_prepared(keep_alive);
   }
   write_upstream_head(request, upstream, decision_.target, client_ip_,
-                      stream_.is_tls() ? "https" : "http", upstream_head_);
+                      stream_.is_tls() ? "https" : "http", exchange().upstream_head);
   do_upstream();
 }
 
@@ -244,7 +257,8 @@ void ClientSession::write_access_log(AccessLogBuffer& log) {
     if (routed_ && worker_.config().access_log.include_username)
       username = basic_auth_username(request[http::field::authorization]);
   }
-  record.status = response_.result_int();
+  const Response& response = exchange().response;
+  record.status = response.result_int();
   if (routed_) {
     record.upstream = decision_.upstream->name;
     record.group = decision_.group == Group::migrated ? "new" : "legacy";
@@ -254,28 +268,29 @@ void ClientSession::write_access_log(AccessLogBuffer& log) {
   record.latency_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - request_started_)
           .count();
-  record.bytes = response_.body().size();
+  record.bytes = response.body().size();
   log.write(record);
 }
 
 void ClientSession::do_write(Response response) {
-  response_ = std::move(response);
-  response_head_.clear();
-  serialize_head(response_, response_head_);
-  do_write_prepared(response_.keep_alive());
+  auto& x = exchange();
+  x.response = std::move(response);
+  x.response_head.clear();
+  serialize_head(x.response, x.response_head);
+  do_write_prepared(x.response.keep_alive());
 }
 
 void ClientSession::do_write_prepared(bool keep_alive) {
   if (routed_) {
     auto& stats = *upstream_stats_;
-    const auto status_class = std::clamp(response_.result_int() / 100, 1u, 5u);
+    const auto status_class = std::clamp(exchange().response.result_int() / 100, 1u, 5u);
     ++stats.responses[decision_.group == Group::migrated ? 1 : 0][status_class - 1];
   }
   if (auto* log = worker_.access_log()) write_access_log(*log);
   routed_ = false;
   close_after_write_ = !keep_alive;
   stream_.tcp().expires_after(worker_.config().timeouts.client_write);
-  const HeadAndBody wire(response_head_, response_.body());
+  const HeadAndBody wire(exchange().response_head, exchange().response.body());
   asio::async_write(stream_, wire,
                     beast::bind_front_handler(&ClientSession::on_write, shared_from_this()));
 }
@@ -283,7 +298,7 @@ void ClientSession::do_write_prepared(bool keep_alive) {
 void ClientSession::on_write(error_code ec, std::size_t) {
   if (ec) return fail(ec, "write response");
   snapshot_.reset();
-  response_ = {};
+  worker_.exchanges().give(std::move(exchange_));
   if (close_after_write_) return do_linger();
   do_read_header();
 }

@@ -4,7 +4,6 @@
 // (enable_shared_from_this); lives on its worker's thread only.
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -18,6 +17,7 @@
 #include "figshift/routing.hpp"
 #include "proxy/client_stream.hpp"
 #include "figshift/telemetry.hpp"
+#include "proxy/exchange.hpp"
 #include "proxy/http_rewrite.hpp"
 #include "proxy/upstream_error.hpp"
 #include "proxy/upstream_pool.hpp"
@@ -77,6 +77,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void fail(error_code ec, const char* what);
   void write_access_log(AccessLogBuffer& log);
   void close();
+  // This request's buffers, taken from the worker's pool on first use.
+  Exchange& exchange();
 
   Worker& worker_;
   std::uint64_t id_;
@@ -92,23 +94,24 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::shared_ptr<const Snapshot> snapshot_;
   Decision decision_;
   bool routed_ = false;
-  UpstreamStats* upstream_stats_ = nullptr;  // this request's upstream's counters  // decision_ holds this request's route (counted once in do_write)
+  UpstreamStats* upstream_stats_ = nullptr;  // this request's upstream's counters
   std::chrono::steady_clock::time_point upstream_started_;
   std::chrono::steady_clock::time_point request_started_;
-  std::string upstream_head_;  // the request head sent upstream; capacity reused
-  std::string response_head_;  // the response head sent to the client; capacity reused
   bool head_request_ = false;
   bool keep_alive_ = false;
   unsigned client_version_ = 11;
   std::unique_ptr<UpstreamConnection> upstream_;
   bool upstream_reused_ = false;
   bool retried_ = false;
-  std::optional<TcpResolver> resolver_;
-  std::vector<asio::ip::tcp::endpoint> endpoints_;
-  Timer resolve_deadline_;
+  // DNS, made on first use: most sessions reuse pooled connections or IP literals.
+  struct Resolution {
+    explicit Resolution(Executor ex) : resolver(ex), deadline(ex) {}
+    TcpResolver resolver;
+    Timer deadline;
+  };
+  std::unique_ptr<Resolution> resolution_;
   std::uint64_t resolve_generation_ = 0;  // a lookup's answer counts only while current
-  std::optional<http::response_parser<http::string_body>> upstream_parser_;
-  Response response_;
+  std::unique_ptr<Exchange> exchange_;     // while a request is in flight; see exchange()
 };
 
 }  // namespace figshift::proxy

@@ -7,6 +7,7 @@
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/http/read.hpp>
+#include <array>
 #include <chrono>
 
 #include "proxy/client_session.hpp"
@@ -59,23 +60,23 @@ void ClientSession::do_resolve() {
   error_code ec;
   auto address = asio::ip::make_address(upstream.host, ec);
   if (!ec) {  // an IP literal needs no DNS
-    endpoints_ = {asio::ip::tcp::endpoint(address, upstream.port)};
+    const std::array<asio::ip::tcp::endpoint, 1> endpoint{{{address, upstream.port}}};
     return upstream_->tcp().async_connect(
-        endpoints_, beast::bind_front_handler(&ClientSession::on_connect, shared_from_this()));
+        endpoint, beast::bind_front_handler(&ClientSession::on_connect, shared_from_this()));
   }
-  resolver_.emplace(stream_.get_executor());
+  if (!resolution_) resolution_ = std::make_unique<Resolution>(stream_.get_executor());
   const std::uint64_t lookup = ++resolve_generation_;
-  resolve_deadline_.expires_after(worker_.config().timeouts.upstream_connect);
+  resolution_->deadline.expires_after(worker_.config().timeouts.upstream_connect);
   // Cancelling cannot interrupt a getaddrinfo already running on Asio's
   // resolver thread, so the deadline answers the client itself and the late
   // result is ignored (by generation). The timer must not keep the session alive.
-  resolve_deadline_.async_wait([weak = weak_from_this(), lookup](error_code timer_ec) {
+  resolution_->deadline.async_wait([weak = weak_from_this(), lookup](error_code timer_ec) {
     auto self = weak.lock();
     if (!self || timer_ec || self->resolve_generation_ != lookup) return;
     ++self->resolve_generation_;
     self->upstream_failed(UpstreamError::connect_timeout, asio::error::timed_out);
   });
-  resolver_->async_resolve(
+  resolution_->resolver.async_resolve(
       upstream.host, std::to_string(upstream.port),
       beast::bind_front_handler(&ClientSession::on_resolve, shared_from_this(), lookup));
 }
@@ -84,11 +85,10 @@ void ClientSession::on_resolve(std::uint64_t lookup, error_code ec,
                                TcpResolver::results_type results) {
   if (lookup != resolve_generation_) return;  // answered already by the deadline
   ++resolve_generation_;
-  resolve_deadline_.cancel();
+  resolution_->deadline.cancel();
   if (ec) return upstream_failed(UpstreamError::dns_failed, ec);
-  endpoints_.assign(results.begin(), results.end());
   upstream_->tcp().async_connect(
-      endpoints_, beast::bind_front_handler(&ClientSession::on_connect, shared_from_this()));
+      results, beast::bind_front_handler(&ClientSession::on_connect, shared_from_this()));
 }
 
 void ClientSession::on_connect(error_code ec, const asio::ip::tcp::endpoint&) {
@@ -122,8 +122,8 @@ void ClientSession::on_handshake(error_code ec) {
 
 void ClientSession::do_upstream_write() {
   upstream_->tcp().expires_after(worker_.config().timeouts.upstream_response);
-  upstream_parser_.reset();
-  const HeadAndBody wire(upstream_head_, parser_->get().body());
+  exchange().upstream_parser.reset();
+  const HeadAndBody wire(exchange().upstream_head, parser_->get().body());
   upstream_->visit([&](auto& stream) {
     asio::async_write(
         stream, wire,
@@ -140,14 +140,14 @@ void ClientSession::on_upstream_write(error_code ec, std::size_t) {
 
 void ClientSession::do_upstream_read() {
   const auto& limits = worker_.config().limits;
-  upstream_parser_.emplace();
-  upstream_parser_->header_limit(std::max(limits.header_bytes, min_upstream_header_bytes));
-  upstream_parser_->body_limit(limits.response_body_bytes);
+  auto& parser = exchange().upstream_parser.emplace();
+  parser.header_limit(std::max(limits.header_bytes, min_upstream_header_bytes));
+  parser.body_limit(limits.response_body_bytes);
   // A response to HEAD announces a body it does not carry.
-  if (head_request_) upstream_parser_->skip(true);
+  if (head_request_) parser.skip(true);
   upstream_->visit([&](auto& stream) {
     http::async_read(
-        stream, upstream_->buffer, *upstream_parser_,
+        stream, upstream_->buffer, parser,
         beast::bind_front_handler(&ClientSession::on_upstream_read, shared_from_this()));
   });
 }
@@ -162,7 +162,9 @@ void ClientSession::on_upstream_read(error_code ec, std::size_t) {
   if (is_http_error(ec)) return upstream_failed(UpstreamError::bad_response, ec);
   if (ec) return upstream_failed(UpstreamError::reset, ec);
 
-  const auto status = upstream_parser_->get().result_int();
+  auto& x = exchange();
+  auto& parser = *x.upstream_parser;
+  const auto status = parser.get().result_int();
   // An interim 1xx (103 Early Hints, an unsolicited 100) precedes the real
   // response on the same connection: skip it and read on. 101 would switch
   // protocols, which we never asked for (Upgrade is hop-by-hop).
@@ -170,9 +172,9 @@ void ClientSession::on_upstream_read(error_code ec, std::size_t) {
   if (status / 100 == 1) return do_upstream_read();
 
   // Reusable only when the response ended by its framing and nothing extra followed it.
-  const bool reusable = upstream_parser_->keep_alive() && upstream_->buffer.size() == 0;
-  response_ = upstream_parser_->release();
-  upstream_parser_.reset();
+  const bool reusable = parser.keep_alive() && upstream_->buffer.size() == 0;
+  x.response = parser.release();
+  x.upstream_parser.reset();
   if (reusable) {
     upstream_->tcp().expires_never();
     worker_.pool().release(std::move(upstream_));
@@ -180,8 +182,8 @@ void ClientSession::on_upstream_read(error_code ec, std::size_t) {
   upstream_.reset();
   upstream_stats_->latency.observe(seconds_since(upstream_started_));
   const bool keep_alive = keep_alive_ && !worker_.draining();
-  write_client_head(response_, head_request_, client_version_, keep_alive,
-                    worker_.config().debug_header, decision_.upstream->name, response_head_);
+  write_client_head(x.response, head_request_, client_version_, keep_alive,
+                    worker_.config().debug_header, decision_.upstream->name, x.response_head);
   do_write_prepared(keep_alive);
 }
 
@@ -202,7 +204,7 @@ bool ClientSession::retry_on_fresh_connection(error_code ec) {
     default:
       return false;
   }
-  if (upstream_parser_ && upstream_parser_->got_some()) return false;
+  if (exchange().upstream_parser && exchange().upstream_parser->got_some()) return false;
   if (ec == beast::error::timeout) return false;
   retried_ = true;
   ++worker_.stats().upstream_retries;
@@ -217,7 +219,7 @@ void ClientSession::upstream_failed(UpstreamError error, error_code ec) {
               "conn {}: upstream {} ({}): {}: {}", id_, decision_.upstream->name,
               decision_.upstream->origin, describe(error), ec.message());
   upstream_.reset();
-  resolver_.reset();
+  if (resolution_) resolution_->resolver.cancel();
   auto& stats = *upstream_stats_;
   ++stats.errors[static_cast<std::size_t>(error_kind(error))];
   stats.latency.observe(seconds_since(upstream_started_));

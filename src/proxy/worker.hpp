@@ -16,6 +16,7 @@
 #include "figshift/config.hpp"
 #include "figshift/routing.hpp"
 #include "figshift/telemetry.hpp"
+#include "proxy/exchange.hpp"
 #include "proxy/io_types.hpp"
 #include "proxy/upstream_pool.hpp"
 
@@ -47,6 +48,7 @@ class Worker {
   const std::shared_ptr<const Snapshot>& snapshot() const { return snapshot_; }
   const Config& config() const { return config_; }
   UpstreamPool& pool() { return pool_; }
+  ExchangePool& exchanges() { return exchanges_; }
   asio::ssl::context& tls_context() { return tls_context_; }
   TrafficStats& stats() { return stats_; }
   AccessLogBuffer* access_log() { return access_log_ ? &*access_log_ : nullptr; }  // null: off
@@ -73,6 +75,7 @@ class Worker {
   // Declared before ioc_ so they outlive it: destroying ioc_ destroys queued
   // handlers, whose sessions unregister themselves here.
   std::unordered_map<std::uint64_t, std::weak_ptr<ClientSession>> sessions_;
+  ExchangePool exchanges_{256};  // sessions give theirs back when destroyed
   std::uint64_t next_id_ = 1;
   std::uint64_t upstream_failures_logged_ = 0;
   asio::io_context ioc_{1};
