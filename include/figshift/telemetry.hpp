@@ -48,7 +48,7 @@ struct TrafficStats {
   std::uint64_t upstream_retries = 0;
   std::uint64_t rejected_requests = 0;  // answered 4xx/503 by the proxy before routing
   std::uint64_t failures = 0;           // connections ended by an unexpected I/O error
-  std::uint64_t tls_handshake_failures = 0;  // on TLS listeners (also counted in failures)
+  std::uint64_t tls_handshake_failures = 0;  // on TLS listeners
 
   void merge(const TrafficStats& other);
 };

@@ -155,7 +155,7 @@ void ClientSession::on_read_header(error_code ec, std::size_t) {
   // The client closed between requests: the normal end of a keep-alive connection.
   if (ec == http::error::end_of_stream) return close();
   // The same over TLS from a client that skipped close_notify (many do).
-  if (ec == asio::ssl::error::stream_truncated && parser_->got_some() == false) return close();
+  if (ec == asio::ssl::error::stream_truncated && !parser_->got_some()) return close();
   // Cancelled by drain; nothing was in progress.
   if (ec == asio::error::operation_aborted) return;
   // Idle or too slow to send a head (slowloris): the stream already closed the socket.
