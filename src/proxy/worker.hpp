@@ -78,7 +78,9 @@ class Worker {
   ExchangePool exchanges_{256};  // sessions give theirs back when destroyed
   std::uint64_t next_id_ = 1;
   std::uint64_t upstream_failures_logged_ = 0;
-  asio::io_context ioc_{1};
+  // One thread runs it; other threads only post (publish, drain, stats) and
+  // stop, which keep the scheduler's lock: the reactor's per-socket locks go.
+  asio::io_context ioc_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::vector<TcpAcceptor> acceptors_;
   std::vector<asio::ssl::context*> acceptor_tls_;  // per acceptor; null: plain HTTP
   std::vector<std::unique_ptr<Timer>> accept_backoff_;
