@@ -49,6 +49,7 @@ struct TrafficStats {
   std::uint64_t rejected_requests = 0;  // answered 4xx/503 by the proxy before routing
   std::uint64_t failures = 0;           // connections ended by an unexpected I/O error
   std::uint64_t tls_handshake_failures = 0;  // on TLS listeners
+  std::uint64_t access_log_dropped_bytes = 0;  // process-wide, set by Server::collect_stats
 
   void merge(const TrafficStats& other);
 };
@@ -91,7 +92,8 @@ struct AccessRecord {
 // One JSON line per request. Workers format lines into their own buffer
 // (AccessLogBuffer, no lock) and hand over whole batches; one writer thread
 // writes them, so a slow disk or pipe never blocks a worker. If the writer
-// falls more than `max_queued_bytes` behind, batches are dropped and counted.
+// falls more than `max_queued_bytes` behind, or a write fails (full disk,
+// closed pipe), lines are dropped, counted, and a warning is logged.
 // Never carries the Authorization header or the password.
 // Thread-safety: submit() may be called from any thread.
 class AccessLog {

@@ -110,6 +110,7 @@ TrafficStats Server::collect_stats(std::chrono::milliseconds timeout) const {
         total.merge(copy.get());
       } catch (const std::future_error&) {  // that worker has already stopped
       }
+  if (impl_->access_log) total.access_log_dropped_bytes = impl_->access_log->dropped_bytes();
   return total;
 }
 

@@ -3,6 +3,7 @@
 // spdlog's async logger was measured at +16 µs per request here (a queue lock
 // and a heap message per line), which is why lines are batched per worker.
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -65,6 +66,7 @@ void append_optional_string(std::string& out, std::string_view text) {
 }  // namespace
 
 struct AccessLog::State {
+  std::string path;
   int fd = -1;
   bool owns_fd = false;
   std::mutex mutex;
@@ -77,6 +79,7 @@ struct AccessLog::State {
 };
 
 AccessLog::AccessLog(const std::string& path) : state_(std::make_unique<State>()) {
+  state_->path = path == "-" ? "standard output" : path;
   if (path == "-") {
     state_->fd = STDOUT_FILENO;
   } else {
@@ -119,6 +122,7 @@ std::uint64_t AccessLog::dropped_bytes() const {
 
 void AccessLog::run() {
   std::unique_lock lock(state_->mutex);
+  bool failing = false;  // warn once per run of failed writes, not per batch
   for (;;) {
     state_->ready.wait(lock, [&] { return state_->stopping || !state_->queue.empty(); });
     if (state_->queue.empty()) return;  // stopping, and everything is written
@@ -126,13 +130,25 @@ void AccessLog::run() {
     state_->queue.pop_front();
     state_->queued_bytes -= batch.size();
     lock.unlock();
-    for (std::size_t done = 0; done < batch.size();) {
+    std::size_t done = 0;
+    int error = 0;
+    while (done < batch.size()) {
       const ssize_t n = ::write(state_->fd, batch.data() + done, batch.size() - done);
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;  // nowhere to write (closed stdout, full disk): drop the batch
+      if (n <= 0) {  // nowhere to write (closed stdout, full disk): drop the rest
+        error = n < 0 ? errno : EIO;
+        break;
+      }
       done += static_cast<std::size_t>(n);
     }
+    if (error && !failing)
+      spdlog::warn("access log: cannot write to {}: {}; dropping lines until it works again "
+                   "(counted in figshift_access_log_dropped_bytes_total)",
+                   state_->path, std::strerror(error));
+    if (!error && failing) spdlog::info("access log: writing to {} again", state_->path);
+    failing = error != 0;
     lock.lock();
+    state_->dropped_bytes += batch.size() - done;
   }
 }
 

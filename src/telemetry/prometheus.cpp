@@ -92,6 +92,9 @@ std::string render_prometheus(const TrafficStats& stats, const Snapshot& snapsho
   e.single("figshift_client_connection_errors_total", "counter",
            "Client connections ended by an unexpected I/O error (resets, write timeouts, TLS).",
            stats.failures);
+  e.single("figshift_access_log_dropped_bytes_total", "counter",
+           "Access-log bytes dropped because the destination failed or fell 64 MiB behind.",
+           stats.access_log_dropped_bytes);
   e.single("figshift_tls_handshake_failures_total", "counter",
            "TLS listener handshakes that failed (plain HTTP on a TLS port, TLS < 1.2, timeouts).",
            stats.tls_handshake_failures);

@@ -43,6 +43,7 @@ void TrafficStats::merge(const TrafficStats& other) {
   rejected_requests += other.rejected_requests;
   failures += other.failures;
   tls_handshake_failures += other.tls_handshake_failures;
+  access_log_dropped_bytes += other.access_log_dropped_bytes;
 }
 
 }  // namespace figshift

@@ -354,6 +354,25 @@ class AccessLogTest(ObservabilityCase):
         self.assertEqual([l for l in out if l.strip()], [], "nothing on stdout when the log goes to a file")
         self.assert_no_secrets("\n".join(lines + out + err), username_allowed=False)
 
+    def test_unwritable_destination_drops_counts_and_never_blocks_traffic(self):
+        # /dev/full fails every write with ENOSPC, like a full disk.
+        self.start({"access_log": {"enabled": True, "path": "/dev/full", "flush_interval_ms": 50}})
+        self.assertEqual(value(parse_metrics(self.scrape()), "figshift_access_log_dropped_bytes_total"), 0)
+        sent = self.send()  # every request still answered 200 (asserted in send)
+        dropped = h.eventually(
+            lambda: value(parse_metrics(self.scrape()), "figshift_access_log_dropped_bytes_total"),
+            timeout=5, message="dropped access-log bytes counted")
+        # one JSON line per request, each well over 100 bytes
+        self.assertGreater(dropped, 100 * len(sent))
+        self.send()
+        h.eventually(lambda: value(parse_metrics(self.scrape()), "figshift_access_log_dropped_bytes_total")
+                     > dropped, timeout=5, message="later drops counted too")
+        out, err = self.stop_and_collect()
+        warnings = [l for l in err if "access log: cannot write to /dev/full" in l]
+        self.assertEqual(len(warnings), 1, "one warning for a run of failed writes, not one per batch:\n%s"
+                         % "\n".join(err))
+        self.assert_no_secrets("\n".join(out + err), username_allowed=False)
+
     def test_disabled_writes_nothing(self):
         self.start({"access_log": {"enabled": False}})
         self.send()
