@@ -90,7 +90,7 @@ ApiResponse traffic_shift(const ApiRequest& request, AdminContext& context) {
   json body;
   try {
     body = json::parse(request.body);
-  } catch (const json::parse_error&) {
+  } catch (const json::exception&) {  // also out_of_range: a number too large (406)
     return error(400, "body must be JSON {\"percent\":P,\"seconds\":S}");
   }
   if (!body.is_object()) return error(400, "body must be JSON {\"percent\":P,\"seconds\":S}");
@@ -148,7 +148,7 @@ ApiResponse kv_all(const ApiRequest& request, AdminContext& context) {
   json body;
   try {
     body = json::parse(request.body);
-  } catch (const json::parse_error&) {
+  } catch (const json::exception&) {  // also out_of_range: a number too large (406)
     return error(400, "body must be JSON {\"puts\":[{\"key\",\"value\"}],\"deletes\":[{\"key\"}]}");
   }
   if (!body.is_object()) return error(400, "body must be a JSON object");

@@ -122,7 +122,7 @@ Config parse_config(const std::string& json_text, const std::filesystem::path& f
   json root;
   try {
     root = json::parse(json_text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a huge number
     throw ConfigError(file.string() + ": not valid JSON: " + e.what());
   }
   Config c;

@@ -56,7 +56,7 @@ KvMap parse_kvs_json(std::string_view text) {
   nlohmann::json root;
   try {
     root = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range (406) for a huge number
     throw InvalidStore(std::string("not valid JSON: ") + e.what());
   }
   if (!root.is_object() || !root.contains("data") || !root["data"].is_array())

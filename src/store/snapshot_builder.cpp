@@ -56,7 +56,7 @@ Ramp parse_ramp(const std::string& key, const std::string& text) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error&) {
+  } catch (const nlohmann::json::exception&) {  // also out_of_range: a huge number
     bad(key, "must be JSON {\"from\",\"to\",\"start_ms\",\"duration_ms\"}");
   }
   if (!j.is_object()) bad(key, "must be a JSON object");

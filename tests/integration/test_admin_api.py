@@ -206,6 +206,11 @@ class KvTest(AdminTestCase):
             ("POST", "/admin/kv", '[{"key":"traffic-split","value":"5"}]', None),
             ("POST", "/admin/kv", '{"puts":[{"key":"traffic-split","value":5}]}', None),
             ("POST", "/admin/kv", '{"puts":[{"key":"traffic-split"}]}', None),
+            # a number beyond a double: nlohmann/json's out_of_range, not a parse_error (was a 500)
+            ("POST", "/admin/kv", '{"puts":[{"key":"traffic-split","value":1e99999}]}', None),
+            ("POST", "/admin/traffic-shift", '{"percent": 1e99999, "duration_s": 5}', None),
+            ("PUT", "/admin/kv/traffic-ramp", '{"from":0,"to":1e99999,"start_ms":0,"duration_ms":1}',
+             "traffic-ramp"),
         ]
         before = self.state()
         for method, path, body, names in cases:

@@ -255,6 +255,13 @@ TEST(ConfigUnknownKeys, RejectedAtEveryLevelNamingThePath) {
   }
 }
 
+TEST(ConfigParse, ANumberBeyondADoubleIsAConfigError) {
+  // nlohmann/json throws out_of_range, not parse_error, for it.
+  EXPECT_THROW(parse_config(R"({"listen":[{"address":"0.0.0.0","port":8080}],"workers":1e99999})",
+                            config_file),
+               ConfigError);
+}
+
 TEST(ConfigTls, BothFilesAreRequired) {
   json j = full();
   j["listen"][1]["tls"].erase("key_file");
