@@ -15,16 +15,6 @@ constexpr std::string_view x_forwarded_proto = "X-Forwarded-Proto";
 constexpr std::string_view x_forwarded_host = "X-Forwarded-Host";
 
 
-void append_fields(const http::fields& fields, std::string& out) {
-  for (const auto& field : fields) {
-    out += field.name_string();
-    out += ": ";
-    out += field.value();
-    out += "\r\n";
-  }
-  out += "\r\n";
-}
-
 void append_version(unsigned version, std::string& out) {
   out += "HTTP/";
   out += static_cast<char>('0' + version / 10);
@@ -55,6 +45,11 @@ void append_content_length(std::uint64_t length, std::string& out) {
   append_field("Content-Length", std::string_view(digits, end - digits), out);
 }
 
+void append_fields(const http::fields& fields, std::string& out) {
+  for (const auto& field : fields) append_field(field.name_string(), field.value(), out);
+  out += "\r\n";
+}
+
 bool is_named(const http::fields::value_type& field, std::string_view name) {
   return field.name() == http::field::unknown && beast::iequals(field.name_string(), name);
 }
@@ -74,16 +69,30 @@ bool is_always_hop_by_hop(http::field name) {
   }
 }
 
+// Tells the hop-by-hop fields of one message; finds its Connection lines once.
+class HopByHop {
+ public:
+  explicit HopByHop(const http::fields& fields)
+      : fields_(fields), connection_(fields.find(http::field::connection)) {}
+
+  bool operator()(const http::fields::value_type& field) const {
+    if (is_always_hop_by_hop(field.name())) return true;
+    // Beast inserts a repeated name next to its namesakes, so the Connection lines are adjacent.
+    for (auto it = connection_; it != fields_.end() && it->name() == http::field::connection; ++it)
+      for (auto token : http::token_list(it->value()))
+        if (beast::iequals(token, field.name_string())) return true;
+    return false;
+  }
+
+ private:
+  const http::fields& fields_;
+  http::fields::const_iterator connection_;
+};
+
 }  // namespace
 
 bool is_hop_by_hop(const http::fields& fields, const http::fields::value_type& field) {
-  if (is_always_hop_by_hop(field.name())) return true;
-  // Beast's index keeps equal names together, so this walks only the Connection lines.
-  for (auto it = fields.find(http::field::connection);
-       it != fields.end() && it->name() == http::field::connection; ++it)
-    for (auto token : http::token_list(it->value()))
-      if (beast::iequals(token, field.name_string())) return true;
-  return false;
+  return HopByHop(fields)(field);
 }
 
 void write_upstream_head(const Request& client, const Upstream& upstream, std::string_view target,
@@ -95,8 +104,7 @@ void write_upstream_head(const Request& client, const Upstream& upstream, std::s
   out += target;
   out += " HTTP/1.1\r\n";
   append_field("Host", upstream.host_header, out);
-  // Most requests have no Connection field: then no field can be named by one.
-  const bool has_connection = client.count(http::field::connection) > 0;
+  const HopByHop hop_by_hop(client.base());
   for (const auto& field : client.base()) {
     switch (field.name()) {
       case http::field::host:            // replaced by the upstream's
@@ -109,8 +117,7 @@ void write_upstream_head(const Request& client, const Upstream& upstream, std::s
     if (is_named(field, x_forwarded_for) || is_named(field, x_forwarded_proto) ||
         is_named(field, x_forwarded_host))
       continue;
-    if (has_connection ? is_hop_by_hop(client.base(), field) : is_always_hop_by_hop(field.name()))
-      continue;
+    if (hop_by_hop(field)) continue;
     append_field(field.name_string(), field.value(), out);
   }
   // Repeated X-Forwarded-For lines form one list (RFC 9110 §5.3): keep them all.
@@ -139,11 +146,9 @@ void write_client_head(const Response& upstream_response, bool head_request,
   const unsigned status = upstream_response.result_int();
   append_status(status, upstream_response.reason(), upstream_response.result(), out);
   const auto& fields = upstream_response.base();
-  const bool has_connection = fields.count(http::field::connection) > 0;
+  const HopByHop hop_by_hop(fields);
   for (const auto& field : fields) {
-    if (field.name() == http::field::content_length) continue;  // written below
-    if (has_connection ? is_hop_by_hop(fields, field) : is_always_hop_by_hop(field.name()))
-      continue;
+    if (field.name() == http::field::content_length || hop_by_hop(field)) continue;
     if (!debug_header.empty() && beast::iequals(field.name_string(), debug_header)) continue;
     append_field(field.name_string(), field.value(), out);
   }

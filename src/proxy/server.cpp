@@ -17,12 +17,9 @@ using namespace figshift::proxy;
 
 struct Server::Impl {
   Impl(const Config& c, std::shared_ptr<const Snapshot> initial)
-      : config(c), upstream_tls(make_upstream_tls_context(config)) {
-    for (std::size_t i = 0; i < config.listen.size(); ++i)
-      listener_tls.push_back(config.listen[i].tls
-                                 ? make_listener_tls_context(*config.listen[i].tls,
-                                                             "listen[" + std::to_string(i) + "].tls")
-                                 : nullptr);
+      : config(c),
+        upstream_tls(make_upstream_tls_context(config)),
+        listener_tls(make_listener_tls_contexts(config)) {
     if (config.access_log.enabled) access_log = std::make_unique<AccessLog>(config.access_log.path);
     for (unsigned i = 0; i < config.workers; ++i)
       workers.push_back(

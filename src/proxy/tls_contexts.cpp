@@ -58,16 +58,23 @@ std::unique_ptr<ssl::context> make_listener_tls_context(const TrafficListener::T
   return context;
 }
 
+std::vector<std::unique_ptr<ssl::context>> make_listener_tls_contexts(const Config& config) {
+  std::vector<std::unique_ptr<ssl::context>> out;
+  for (std::size_t i = 0; i < config.listen.size(); ++i)
+    out.push_back(config.listen[i].tls
+                      ? make_listener_tls_context(*config.listen[i].tls,
+                                                  "listen[" + std::to_string(i) + "].tls")
+                      : nullptr);
+  return out;
+}
+
 }  // namespace figshift::proxy
 
 namespace figshift {
 
 void check_tls_files(const Config& config) {
   proxy::make_upstream_tls_context(config);
-  for (std::size_t i = 0; i < config.listen.size(); ++i)
-    if (config.listen[i].tls)
-      proxy::make_listener_tls_context(*config.listen[i].tls,
-                                       "listen[" + std::to_string(i) + "].tls");
+  proxy::make_listener_tls_contexts(config);
 }
 
 }  // namespace figshift

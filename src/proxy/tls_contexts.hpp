@@ -6,6 +6,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "figshift/config.hpp"
 
@@ -20,5 +21,9 @@ std::unique_ptr<boost::asio::ssl::context> make_upstream_tls_context(const Confi
 // not belong to the certificate.
 std::unique_ptr<boost::asio::ssl::context> make_listener_tls_context(
     const TrafficListener::Tls& tls, const std::string& where);
+
+// One entry per config.listen[i]: its server context, or null for plain HTTP.
+std::vector<std::unique_ptr<boost::asio::ssl::context>> make_listener_tls_contexts(
+    const Config& config);
 
 }  // namespace figshift::proxy

@@ -516,6 +516,20 @@ class Pki:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class PkiMixin:
+    """Gives a test class one Pki (cls.pki) for all its tests."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.pki = Pki()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pki.cleanup()
+        super().tearDownClass()
+
+
 # --------------------------------------------------------------------------
 # The daemon
 # --------------------------------------------------------------------------

@@ -68,15 +68,7 @@ class Secrets:
         return out
 
 
-class CredentialLeakTest(h.FigTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.pki = h.Pki()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.pki.cleanup()
-
+class CredentialLeakTest(h.PkiMixin, h.FigTestCase):
     def setUp(self):
         super().setUp()
         self.s = Secrets()

@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import socket
 import ssl
 import subprocess
@@ -70,15 +71,7 @@ def metric(daemon, name) -> float:
     return float(m.group(1))
 
 
-class TlsListenerTest(h.FigTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.pki = h.Pki()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.pki.cleanup()
-
+class TlsListenerTest(h.PkiMixin, h.FigTestCase):
     def setUp(self):
         super().setUp()
         self.a = self.upstream("A")
@@ -203,33 +196,27 @@ class TlsListenerTest(h.FigTestCase):
         self.assertEqual(metric(self.d, "figshift_client_connection_errors_total"), before)
 
 
-class TlsListenerConfigTest(h.FigTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.pki = h.Pki()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.pki.cleanup()
-
-    def check_config(self, tls, expect_rc, expect_text):
+class TlsListenerConfigTest(h.PkiMixin, h.FigTestCase):
+    def config_path(self, tls) -> str:
+        """A config with one TLS listener (written, not started)."""
         d = h.Daemon({"APIGW_A_URL": "http://127.0.0.1:9"},
                      {"listen": [{"address": "127.0.0.1", "port": 0, "tls": tls}]})
-        self.addCleanup(lambda: __import__("shutil").rmtree(d.dir, ignore_errors=True))
+        self.addCleanup(shutil.rmtree, d.dir, True)
+        return d.config_path
+
+    def run_cli(self, command, tls):
+        return subprocess.run([h.figshift_bin(), command, "--config", self.config_path(tls)],
+                              capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+
+    def check_config(self, tls, expect_rc, expect_text):
         for command in ("check-config", "serve"):
-            r = subprocess.run([h.figshift_bin(), command, "--config", d.config_path], capture_output=True,
-                               text=True, timeout=30, stdin=subprocess.DEVNULL)
+            r = self.run_cli(command, tls)
             self.assertEqual(r.returncode, expect_rc[command], "%s: %s" % (command, r.stdout + r.stderr))
             self.assertIn(expect_text, r.stdout + r.stderr, command)
 
     def test_good_files_pass_check_config(self):
-        d = h.Daemon({"APIGW_A_URL": "http://127.0.0.1:9"},
-                     {"listen": [{"address": "127.0.0.1", "port": 0,
-                                  "tls": {"cert_file": self.pki.path("good.pem"),
-                                          "key_file": self.pki.path("good.key")}}]})
-        self.addCleanup(lambda: __import__("shutil").rmtree(d.dir, ignore_errors=True))
-        r = subprocess.run([h.figshift_bin(), "check-config", "--config", d.config_path], capture_output=True,
-                           text=True, timeout=30)
+        r = self.run_cli("check-config", {"cert_file": self.pki.path("good.pem"),
+                                          "key_file": self.pki.path("good.key")})
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("1 TLS", r.stdout)
 

@@ -17,17 +17,7 @@ LEGACY = "hello"                 # bucket 70: legacy at split 50
 assert bucket_of(MIGRATED) == 0 and bucket_of(LEGACY) == 70
 
 
-class PkiMixin:
-    @classmethod
-    def setUpClass(cls):
-        cls.pki = h.Pki()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.pki.cleanup()
-
-
-class UpstreamTlsTest(PkiMixin, h.FigTestCase):
+class UpstreamTlsTest(h.PkiMixin, h.FigTestCase):
     def setUp(self):
         super().setUp()
         self.a = self.upstream("A")
