@@ -4,6 +4,7 @@
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/bind_handler.hpp>
@@ -44,7 +45,8 @@ std::string_view framing_problem(const Request& request, unsigned version) {
   if (hosts == 1 && !valid_host(request[http::field::host])) return "invalid Host header";
   if (request.count(http::field::transfer_encoding) > 1) return "repeated Transfer-Encoding header";
   if (auto te = request.find(http::field::transfer_encoding); te != request.end()) {
-    if (!beast::iequals(te->value(), "chunked")) return "unsupported Transfer-Encoding (only chunked)";
+    if (!beast::iequals(te->value(), "chunked"))
+      return "unsupported Transfer-Encoding (only chunked)";
     if (version < 11) return "Transfer-Encoding in an HTTP/1.0 request";
   }
   return {};
@@ -55,18 +57,23 @@ std::int64_t unix_ms_now() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-constexpr std::size_t max_idle_read_buffer = 4096;
+// std::allocator under another name: for std::allocator itself Asio falls back
+// to its recycling allocator.
+template <typename T>
+struct ExactSizeAllocator : std::allocator<T> {
+  ExactSizeAllocator() = default;
+  template <typename U>
+  ExactSizeAllocator(const ExactSizeAllocator<U>&) noexcept {}
+};
+
 constexpr std::string_view continue_100 = "HTTP/1.1 100 Continue\r\n\r\n";
 
 }  // namespace
 
-ClientSession::ClientSession(Worker& worker, TcpSocket socket,
-                             asio::ssl::context* tls)
-    : worker_(worker),
-      id_(worker.next_connection_id()),
-      stream_(std::move(socket), tls) {
+ClientSession::ClientSession(Worker& worker, TcpSocket socket, asio::ssl::context* tls)
+    : worker_(worker), id_(worker.next_connection_id()), stream_(std::move(socket), tls) {
   error_code ec;
-  auto remote = stream_.tcp().socket().remote_endpoint(ec);
+  auto remote = stream_.tcp().remote_endpoint(ec);
   if (!ec) {
     auto address = remote.address();
     if (address.is_v6() && address.to_v6().is_v4_mapped())
@@ -77,7 +84,7 @@ ClientSession::ClientSession(Worker& worker, TcpSocket socket,
 
 ClientSession::~ClientSession() {
   worker_.exchanges().give(std::move(exchange_));
-  worker_.remove_session(id_);
+  worker_.remove_session(*this);
 }
 
 Exchange& ClientSession::exchange() {
@@ -86,22 +93,43 @@ Exchange& ClientSession::exchange() {
 }
 
 void ClientSession::start() {
-  worker_.add_session(id_, weak_from_this());
+  worker_.add_session(*this);
   if (stream_.is_tls()) return do_tls_handshake();
-  do_read_header();
+  next_request();
+}
+
+void ClientSession::arm(std::chrono::milliseconds timeout) {
+  deadline_ = std::chrono::steady_clock::now() + timeout;
+  timed_out_ = false;
+}
+
+void ClientSession::check_deadline(std::chrono::steady_clock::time_point now) {
+  if (now < deadline_) return;
+  // Not disarmed: an operation started later without a fresh deadline is
+  // cancelled on the next tick too, so nothing ever waits unbounded.
+  timed_out_ = true;
+  error_code ignored;
+  stream_.tcp().cancel(ignored);
+  if (upstream_) upstream_->tcp().cancel(ignored);
+}
+
+ClientSession::error_code ClientSession::timed(error_code ec) const {
+  if (timed_out_ && ec == asio::error::operation_aborted) return beast::error::timeout;
+  return ec;
 }
 
 void ClientSession::do_tls_handshake() {
   // The handshake counts against the header deadline: a client that opens a
   // TLS connection and stalls is a slowloris like any other.
   reading_idle_ = true;
-  stream_.tcp().expires_after(worker_.config().timeouts.client_header);
+  arm(worker_.config().timeouts.client_header);
   stream_.tls().async_handshake(
       asio::ssl::stream_base::server,
       beast::bind_front_handler(&ClientSession::on_tls_handshake, shared_from_this()));
 }
 
 void ClientSession::on_tls_handshake(error_code ec) {
+  ec = timed(ec);
   reading_idle_ = false;
   // Cancelled by drain before the client said anything.
   if (ec == asio::error::operation_aborted) return close();
@@ -115,51 +143,79 @@ void ClientSession::on_tls_handshake(error_code ec) {
                               "plain HTTP request sent to a TLS (HTTPS) port", 11, false);
       x.response_head.clear();
       serialize_head(x.response, x.response_head);
-      stream_.tcp().expires_after(worker_.config().timeouts.client_write);
-      return asio::async_write(stream_.tcp(), HeadAndBody(x.response_head, x.response.body()),
-                               [self = shared_from_this()](error_code, std::size_t) { self->close(); });
+      arm(worker_.config().timeouts.client_write);
+      return asio::async_write(
+          stream_.tcp(), HeadAndBody(x.response_head, x.response.body()),
+          [self = shared_from_this()](error_code, std::size_t) { self->close(); });
     }
     // TLS 1.0/1.1, no shared cipher, garbage or a timeout: nothing to answer.
     return fail(ec, "TLS handshake");
   }
-  do_read_header();
+  next_request();
 }
 
 void ClientSession::on_drain() {
   // Between requests nobody waits for an answer: close now. Mid-request, the
   // response goes out with Connection: close (see draining() in on_upstream_read).
-  if (reading_idle_) stream_.tcp().cancel();
+  error_code ignored;
+  if (reading_idle_) stream_.tcp().cancel(ignored);
+}
+
+void ClientSession::next_request() {
+  if (worker_.draining()) return close();
+  const auto& timeouts = worker_.config().timeouts;
+  reading_idle_ = !exchange_;  // kept only while unread bytes wait in it (see on_write)
+  arm(first_request_ ? timeouts.client_header : timeouts.client_idle);
+  // Between requests a plain connection waits for readability holding no
+  // buffer at all (as nginx does): idle keep-alive clients cost little memory.
+  // TLS cannot: decrypted bytes may already wait inside the TLS layer.
+  if (reading_idle_ && !first_request_ && !stream_.is_tls()) return do_wait_request();
+  do_read_header();
+}
+
+void ClientSession::do_wait_request() {
+  // A block of its own size: Asio's default recycles whatever block the thread
+  // freed last (often ~500 bytes from a write), and an idle wait keeps it.
+  stream_.tcp().async_wait(
+      asio::socket_base::wait_read,
+      asio::bind_allocator(
+          ExactSizeAllocator<void>(),
+          beast::bind_front_handler(&ClientSession::on_wait_request, shared_from_this())));
+}
+
+void ClientSession::on_wait_request(error_code ec) {
+  ec = timed(ec);
+  // Cancelled by drain; nothing was in progress.
+  if (ec == asio::error::operation_aborted) return;
+  // Idle for client_idle_ms: close, as after any keep-alive timeout.
+  if (ec == beast::error::timeout) return close();
+  if (ec) return fail(ec, "wait for request");
+  do_read_header();  // the deadline armed in next_request() still runs
 }
 
 void ClientSession::do_read_header() {
-  if (worker_.draining()) return close();
   const auto& config = worker_.config();
-  parser_.emplace();
-  parser_->header_limit(config.limits.header_bytes);
-  parser_->body_limit(config.limits.body_bytes);
-  reading_idle_ = buffer_.size() == 0;
-  // A large request grew the read buffer: an idle keep-alive connection does
-  // not keep that (Beast's read allocates its usual 512 bytes again).
-  if (reading_idle_ && buffer_.capacity() > max_idle_read_buffer) buffer_.shrink_to_fit();
-  stream_.tcp().expires_after(first_request_ ? config.timeouts.client_header
-                                       : config.timeouts.client_idle);
-  http::async_read_header(stream_, buffer_, *parser_,
-                          beast::bind_front_handler(&ClientSession::on_read_header,
-                                                    shared_from_this()));
+  auto& parser = exchange().request_parser.emplace();
+  parser.header_limit(config.limits.header_bytes);
+  parser.body_limit(config.limits.body_bytes);
+  http::async_read_header(
+      stream_, exchange().read_buffer, parser,
+      beast::bind_front_handler(&ClientSession::on_read_header, shared_from_this()));
 }
 
 void ClientSession::on_read_header(error_code ec, std::size_t) {
+  ec = timed(ec);
   request_started_ = std::chrono::steady_clock::now();
   reading_idle_ = false;
   first_request_ = false;
   // The client closed between requests: the normal end of a keep-alive connection.
   if (ec == http::error::end_of_stream) return close();
   // The same over TLS from a client that skipped close_notify (many do).
-  if (ec == asio::ssl::error::stream_truncated && !parser_->got_some()) return close();
+  if (ec == asio::ssl::error::stream_truncated && !request_parser().got_some()) return close();
   // Cancelled by drain; nothing was in progress.
   if (ec == asio::error::operation_aborted) return;
-  // Idle or too slow to send a head (slowloris): the stream already closed the socket.
-  if (ec == beast::error::timeout) return;
+  // Idle or too slow to send a head (slowloris).
+  if (ec == beast::error::timeout) return close();
   if (ec == http::error::header_limit)
     return respond_error(http::status::request_header_fields_too_large,
                          "request headers too large");
@@ -169,7 +225,7 @@ void ClientSession::on_read_header(error_code ec, std::size_t) {
   if (is_http_error(ec)) return respond_error(http::status::bad_request, "malformed request");
   if (ec) return fail(ec, "read request head");
 
-  auto& request = parser_->get();
+  auto& request = request_parser().get();
   keep_alive_ = request.keep_alive();
   client_version_ = request.version();
   head_request_ = request.method() == http::verb::head;
@@ -180,31 +236,33 @@ void ClientSession::on_read_header(error_code ec, std::size_t) {
   if (auto problem = framing_problem(request, client_version_); !problem.empty())
     return respond_error(http::status::bad_request, problem);
 
-  if (parser_->is_done()) return route();
+  if (request_parser().is_done()) return route();
   if (beast::iequals(request[http::field::expect], "100-continue")) return do_continue();
   do_read_body();
 }
 
 void ClientSession::do_continue() {
-  stream_.tcp().expires_after(worker_.config().timeouts.client_write);
+  arm(worker_.config().timeouts.client_write);
   asio::async_write(stream_, asio::buffer(continue_100.data(), continue_100.size()),
                     beast::bind_front_handler(&ClientSession::on_continue, shared_from_this()));
 }
 
 void ClientSession::on_continue(error_code ec, std::size_t) {
+  ec = timed(ec);
   if (ec) return fail(ec, "write 100 Continue");
   do_read_body();
 }
 
 void ClientSession::do_read_body() {
-  stream_.tcp().expires_after(worker_.config().timeouts.client_body);
-  http::async_read(stream_, buffer_, *parser_,
+  arm(worker_.config().timeouts.client_body);
+  http::async_read(stream_, exchange().read_buffer, request_parser(),
                    beast::bind_front_handler(&ClientSession::on_read_body, shared_from_this()));
 }
 
 void ClientSession::on_read_body(error_code ec, std::size_t) {
-  // Too slow a body: the stream already closed the socket.
-  if (ec == beast::error::timeout) return;
+  ec = timed(ec);
+  // Too slow a body.
+  if (ec == beast::error::timeout) return close();
   if (ec == http::error::body_limit)
     return respond_error(http::status::payload_too_large, "request body too large");
   if (is_http_error(ec)) return respond_error(http::status::bad_request, "malformed request body");
@@ -214,9 +272,9 @@ void ClientSession::on_read_body(error_code ec, std::size_t) {
 
 void ClientSession::route() {
   snapshot_ = worker_.snapshot();
-  auto& request = parser_->get();
-  decision_ = decide(RequestHead{request.target(), request[http::field::authorization]},
-                     *snapshot_, unix_ms_now());
+  auto& request = request_parser().get();
+  decision_ = decide(RequestHead{request.target(), request[http::field::authorization]}, *snapshot_,
+                     unix_ms_now());
   routed_ = true;
   // std::map nodes never move: look the counters up once per request, not per use.
   upstream_stats_ = &worker_.stats().upstreams[decision_.upstream->name];
@@ -250,8 +308,8 @@ void ClientSession::write_access_log(AccessLogBuffer& log) {
   record.connection = id_;
   record.client = client_ip_;
   std::optional<std::string> username;
-  if (parser_ && parser_->is_header_done()) {
-    const auto& request = parser_->get();
+  if (auto& parser = exchange().request_parser; parser && parser->is_header_done()) {
+    const auto& request = parser->get();
     record.method = request.method_string();
     record.target = request.target();
     if (routed_ && worker_.config().access_log.include_username)
@@ -289,33 +347,38 @@ void ClientSession::do_write_prepared(bool keep_alive) {
   if (auto* log = worker_.access_log()) write_access_log(*log);
   routed_ = false;
   close_after_write_ = !keep_alive;
-  stream_.tcp().expires_after(worker_.config().timeouts.client_write);
+  arm(worker_.config().timeouts.client_write);
   const HeadAndBody wire(exchange().response_head, exchange().response.body());
   asio::async_write(stream_, wire,
                     beast::bind_front_handler(&ClientSession::on_write, shared_from_this()));
 }
 
 void ClientSession::on_write(error_code ec, std::size_t) {
+  ec = timed(ec);
   if (ec) return fail(ec, "write response");
   snapshot_.reset();
-  worker_.exchanges().give(std::move(exchange_));
+  // Bytes of a pipelined request stay with this session, in its buffer.
+  if (exchange_->read_buffer.size() == 0)
+    worker_.exchanges().give(std::move(exchange_));
+  else
+    exchange_->reset();
   if (close_after_write_) return do_linger();
-  do_read_header();
+  next_request();
 }
 
 void ClientSession::do_linger() {
   if (stream_.is_tls()) {
     // TLS ends with close_notify both ways; the write deadline bounds the wait for the peer's.
-    stream_.tcp().expires_after(worker_.config().timeouts.client_write);
+    arm(worker_.config().timeouts.client_write);
     return stream_.tls().async_shutdown(
         beast::bind_front_handler(&ClientSession::on_tls_shutdown, shared_from_this()));
   }
   // Half-close and drain what the client still sends, so that our response is
   // not destroyed by a reset when we close with unread data (lingering close).
   error_code ec;
-  stream_.tcp().socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  stream_.tcp().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
   if (ec) return close();
-  stream_.tcp().expires_after(worker_.config().timeouts.client_header);
+  arm(worker_.config().timeouts.client_header);
   do_linger_read();
 }
 
@@ -329,8 +392,9 @@ void ClientSession::on_linger(error_code ec, std::size_t) {
 }
 
 void ClientSession::do_linger_read() {
-  buffer_.clear();
-  stream_.async_read_some(buffer_.prepare(4096),
+  auto& buffer = exchange().read_buffer;
+  buffer.clear();
+  stream_.async_read_some(buffer.prepare(4096),
                           beast::bind_front_handler(&ClientSession::on_linger, shared_from_this()));
 }
 
@@ -341,9 +405,10 @@ void ClientSession::fail(error_code ec, const char* what) {
 }
 
 void ClientSession::close() {
+  deadline_ = std::chrono::steady_clock::time_point::max();
   error_code ec;
-  stream_.tcp().socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-  stream_.tcp().close();
+  stream_.tcp().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  stream_.tcp().close(ec);
 }
 
 }  // namespace figshift::proxy

@@ -15,10 +15,11 @@
 #include <vector>
 
 #include "figshift/routing.hpp"
-#include "proxy/client_stream.hpp"
 #include "figshift/telemetry.hpp"
+#include "proxy/client_stream.hpp"
 #include "proxy/exchange.hpp"
 #include "proxy/http_rewrite.hpp"
+#include "proxy/session_list.hpp"
 #include "proxy/upstream_error.hpp"
 #include "proxy/upstream_pool.hpp"
 
@@ -39,12 +40,20 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void start();
   // Drain: closes the connection now if it is between requests, else after the response.
   void on_drain();
+  // Called by the worker's tick: past the deadline, the pending operation is
+  // cancelled and its handler sees beast::error::timeout (as from tcp_stream).
+  void check_deadline(std::chrono::steady_clock::time_point now);
+
+  SessionList<ClientSession>::Hook list_hook;  // the worker's list of live sessions
 
  private:
   using error_code = boost::system::error_code;
 
   void do_tls_handshake();
   void on_tls_handshake(error_code ec);
+  void next_request();
+  void do_wait_request();
+  void on_wait_request(error_code ec);
   void do_read_header();
   void on_read_header(error_code ec, std::size_t);
   void do_continue();
@@ -55,8 +64,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
   void do_upstream();
   void do_resolve();
-  void on_resolve(std::uint64_t lookup, error_code ec,
-                  TcpResolver::results_type results);
+  void on_resolve(std::uint64_t lookup, error_code ec, TcpResolver::results_type results);
   void on_connect(error_code ec, const asio::ip::tcp::endpoint&);
   void on_handshake(error_code ec);
   void do_upstream_write();
@@ -66,7 +74,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool retry_on_fresh_connection(error_code ec);
   void upstream_failed(UpstreamError error, error_code ec);
 
-  void do_write(Response response);  // one of the proxy's own responses
+  void do_write(Response response);         // one of the proxy's own responses
   void do_write_prepared(bool keep_alive);  // response_ with its head in response_head_
   void on_write(error_code ec, std::size_t);
   void do_linger();
@@ -75,17 +83,23 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void on_linger(error_code ec, std::size_t);
   void respond_error(http::status status, std::string_view message);
   void fail(error_code ec, const char* what);
+  // Every I/O step sets the deadline for what it waits on.
+  void arm(std::chrono::milliseconds timeout);
+  // A cancellation by the deadline reads as a timeout; anything else as it is.
+  error_code timed(error_code ec) const;
   void write_access_log(AccessLogBuffer& log);
   void close();
   // This request's buffers, taken from the worker's pool on first use.
   Exchange& exchange();
+  // The request in flight (only between do_read_header and the end of its response).
+  http::request_parser<http::string_body>& request_parser() { return *exchange().request_parser; }
 
   Worker& worker_;
   std::uint64_t id_;
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+  bool timed_out_ = false;
   ClientStream stream_;
-  beast::flat_buffer buffer_;
   std::string client_ip_;
-  std::optional<http::request_parser<http::string_body>> parser_;
   bool first_request_ = true;
   bool reading_idle_ = false;  // waiting for a request on a kept-alive connection
   bool close_after_write_ = false;
@@ -111,7 +125,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   };
   std::unique_ptr<Resolution> resolution_;
   std::uint64_t resolve_generation_ = 0;  // a lookup's answer counts only while current
-  std::unique_ptr<Exchange> exchange_;     // while a request is in flight; see exchange()
+  std::unique_ptr<Exchange> exchange_;    // while a request is in flight; see exchange()
 };
 
 }  // namespace figshift::proxy

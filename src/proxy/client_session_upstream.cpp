@@ -3,11 +3,12 @@
 // pooled connection turns out to have been closed by the upstream.
 #include <spdlog/spdlog.h>
 
+#include <array>
+#include <boost/asio/connect.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/http/read.hpp>
-#include <array>
 #include <chrono>
 
 #include "proxy/client_session.hpp"
@@ -16,7 +17,6 @@
 namespace figshift::proxy {
 namespace {
 
-
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -24,13 +24,18 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 UpstreamErrorKind error_kind(UpstreamError error) {
   switch (error) {
     case UpstreamError::dns_failed:
-    case UpstreamError::connect_failed: return UpstreamErrorKind::connect;
+    case UpstreamError::connect_failed:
+      return UpstreamErrorKind::connect;
     case UpstreamError::connect_timeout:
-    case UpstreamError::response_timeout: return UpstreamErrorKind::timeout;
-    case UpstreamError::tls_failed: return UpstreamErrorKind::tls;
-    case UpstreamError::reset: return UpstreamErrorKind::reset;
+    case UpstreamError::response_timeout:
+      return UpstreamErrorKind::timeout;
+    case UpstreamError::tls_failed:
+      return UpstreamErrorKind::tls;
+    case UpstreamError::reset:
+      return UpstreamErrorKind::reset;
     case UpstreamError::bad_response:
-    case UpstreamError::response_too_large: return UpstreamErrorKind::bad_response;
+    case UpstreamError::response_too_large:
+      return UpstreamErrorKind::bad_response;
   }
   return UpstreamErrorKind::reset;
 }
@@ -55,14 +60,15 @@ void ClientSession::do_resolve() {
   upstream_ = std::make_unique<UpstreamConnection>(
       stream_.get_executor(), upstream.tls ? &worker_.tls_context() : nullptr, upstream.origin);
   ++worker_.stats().upstream_connections_opened;
-  upstream_->tcp().expires_after(worker_.config().timeouts.upstream_connect);
+  arm(worker_.config().timeouts.upstream_connect);  // DNS, connect and TLS handshake
 
   error_code ec;
   auto address = asio::ip::make_address(upstream.host, ec);
   if (!ec) {  // an IP literal needs no DNS
     const std::array<asio::ip::tcp::endpoint, 1> endpoint{{{address, upstream.port}}};
-    return upstream_->tcp().async_connect(
-        endpoint, beast::bind_front_handler(&ClientSession::on_connect, shared_from_this()));
+    return asio::async_connect(
+        upstream_->tcp(), endpoint,
+        beast::bind_front_handler(&ClientSession::on_connect, shared_from_this()));
   }
   if (!resolution_) resolution_ = std::make_unique<Resolution>(stream_.get_executor());
   const std::uint64_t lookup = ++resolve_generation_;
@@ -87,14 +93,15 @@ void ClientSession::on_resolve(std::uint64_t lookup, error_code ec,
   ++resolve_generation_;
   resolution_->deadline.cancel();
   if (ec) return upstream_failed(UpstreamError::dns_failed, ec);
-  upstream_->tcp().async_connect(
-      results, beast::bind_front_handler(&ClientSession::on_connect, shared_from_this()));
+  asio::async_connect(upstream_->tcp(), results,
+                      beast::bind_front_handler(&ClientSession::on_connect, shared_from_this()));
 }
 
 void ClientSession::on_connect(error_code ec, const asio::ip::tcp::endpoint&) {
+  ec = timed(ec);
   if (ec == beast::error::timeout) return upstream_failed(UpstreamError::connect_timeout, ec);
   if (ec) return upstream_failed(UpstreamError::connect_failed, ec);
-  upstream_->tcp().socket().set_option(asio::ip::tcp::no_delay(true), ec);
+  upstream_->tcp().set_option(asio::ip::tcp::no_delay(true), ec);
   auto* tls = std::get_if<UpstreamConnection::Tls>(&upstream_->stream);
   if (!tls) return do_upstream_write();
 
@@ -115,15 +122,16 @@ void ClientSession::on_connect(error_code ec, const asio::ip::tcp::endpoint&) {
 }
 
 void ClientSession::on_handshake(error_code ec) {
+  ec = timed(ec);
   if (ec == beast::error::timeout) return upstream_failed(UpstreamError::connect_timeout, ec);
   if (ec) return upstream_failed(UpstreamError::tls_failed, ec);
   do_upstream_write();
 }
 
 void ClientSession::do_upstream_write() {
-  upstream_->tcp().expires_after(worker_.config().timeouts.upstream_response);
+  arm(worker_.config().timeouts.upstream_response);  // the write and the whole response
   exchange().upstream_parser.reset();
-  const HeadAndBody wire(exchange().upstream_head, parser_->get().body());
+  const HeadAndBody wire(exchange().upstream_head, request_parser().get().body());
   upstream_->visit([&](auto& stream) {
     asio::async_write(
         stream, wire,
@@ -132,6 +140,7 @@ void ClientSession::do_upstream_write() {
 }
 
 void ClientSession::on_upstream_write(error_code ec, std::size_t) {
+  ec = timed(ec);
   if (ec && retry_on_fresh_connection(ec)) return;
   if (ec == beast::error::timeout) return upstream_failed(UpstreamError::response_timeout, ec);
   if (ec) return upstream_failed(UpstreamError::reset, ec);
@@ -153,6 +162,7 @@ void ClientSession::do_upstream_read() {
 }
 
 void ClientSession::on_upstream_read(error_code ec, std::size_t) {
+  ec = timed(ec);
   if (ec && retry_on_fresh_connection(ec)) return;
   if (ec == beast::error::timeout) return upstream_failed(UpstreamError::response_timeout, ec);
   if (ec == http::error::body_limit) return upstream_failed(UpstreamError::response_too_large, ec);
@@ -175,10 +185,7 @@ void ClientSession::on_upstream_read(error_code ec, std::size_t) {
   const bool reusable = parser.keep_alive() && upstream_->buffer.size() == 0;
   x.response = parser.release();
   x.upstream_parser.reset();
-  if (reusable) {
-    upstream_->tcp().expires_never();
-    worker_.pool().release(std::move(upstream_));
-  }
+  if (reusable) worker_.pool().release(std::move(upstream_));
   upstream_.reset();
   upstream_stats_->latency.observe(seconds_since(upstream_started_));
   const bool keep_alive = keep_alive_ && !worker_.draining();
@@ -193,7 +200,7 @@ bool ClientSession::retry_on_fresh_connection(error_code ec) {
   if (!upstream_reused_ || retried_) return false;
   // Even then, only a method that is safe to repeat (RFC 9110 §9.2.2): the
   // upstream may have acted on a POST before the connection broke.
-  switch (parser_->get().method()) {
+  switch (request_parser().get().method()) {
     case http::verb::get:
     case http::verb::head:
     case http::verb::options:

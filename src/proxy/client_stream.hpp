@@ -15,8 +15,8 @@ namespace figshift::proxy {
 
 class ClientStream {
  public:
-  using Plain = TcpStream;
-  using Tls = boost::beast::ssl_stream<TcpStream>;
+  using Plain = TcpSocket;
+  using Tls = boost::beast::ssl_stream<TcpSocket>;
   using executor_type = Plain::executor_type;
 
   // `tls` null: plain HTTP; else the listener's server context (outlives the stream).
@@ -25,7 +25,7 @@ class ClientStream {
 
   bool is_tls() const { return std::holds_alternative<Tls>(stream_); }
   Tls& tls() { return std::get<Tls>(stream_); }
-  // The TCP layer: deadlines (expires_after), cancel, shutdown and close.
+  // The TCP layer: wait, cancel, shutdown and close.
   Plain& tcp() {
     if (auto* plain = std::get_if<Plain>(&stream_)) return *plain;
     return std::get<Tls>(stream_).next_layer();
@@ -47,8 +47,7 @@ class ClientStream {
   }
 
  private:
-  static std::variant<Plain, Tls> make(TcpSocket socket,
-                                       boost::asio::ssl::context* tls) {
+  static std::variant<Plain, Tls> make(TcpSocket socket, boost::asio::ssl::context* tls) {
     if (tls) return std::variant<Plain, Tls>(std::in_place_type<Tls>, std::move(socket), *tls);
     return std::variant<Plain, Tls>(std::in_place_type<Plain>, std::move(socket));
   }

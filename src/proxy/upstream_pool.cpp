@@ -10,7 +10,7 @@ UpstreamConnection::UpstreamConnection(Executor ex, asio::ssl::context* tls_cont
                          : std::variant<Plain, Tls>(std::in_place_type<Plain>, ex)),
       origin(std::move(origin_)) {}
 
-TcpStream& UpstreamConnection::tcp() {
+TcpSocket& UpstreamConnection::tcp() {
   if (auto* tls = std::get_if<Tls>(&stream)) return beast::get_lowest_layer(*tls);
   return std::get<Plain>(stream);
 }
@@ -45,7 +45,9 @@ void UpstreamPool::sweep() {
     std::erase_if(list, [&](const auto& c) { return now - c->idle_since >= idle_timeout_; });
 }
 
-void UpstreamPool::clear() { idle_.clear(); }
+void UpstreamPool::clear() {
+  idle_.clear();
+}
 
 std::size_t UpstreamPool::idle_count() const {
   std::size_t n = 0;

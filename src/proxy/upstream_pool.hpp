@@ -20,12 +20,12 @@ namespace beast = boost::beast;
 namespace asio = boost::asio;
 
 struct UpstreamConnection {
-  using Plain = TcpStream;
-  using Tls = beast::ssl_stream<TcpStream>;
+  using Plain = TcpSocket;
+  using Tls = beast::ssl_stream<TcpSocket>;
 
   UpstreamConnection(Executor ex, asio::ssl::context* tls_context, std::string origin);
 
-  TcpStream& tcp();
+  TcpSocket& tcp();
   bool is_tls() const { return std::holds_alternative<Tls>(stream); }
   template <typename F>
   decltype(auto) visit(F&& f) {

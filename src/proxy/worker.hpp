@@ -10,7 +10,6 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <unordered_map>
 #include <vector>
 
 #include "figshift/config.hpp"
@@ -18,6 +17,7 @@
 #include "figshift/telemetry.hpp"
 #include "proxy/exchange.hpp"
 #include "proxy/io_types.hpp"
+#include "proxy/session_list.hpp"
 #include "proxy/upstream_pool.hpp"
 
 namespace figshift::proxy {
@@ -37,9 +37,9 @@ class Worker {
 
   // Opens one SO_REUSEPORT acceptor per endpoint (throws on failure).
   void listen(const std::vector<Listener>& listeners);
-  void run();                 // on the worker thread, until drained or stopped
+  void run();  // on the worker thread, until drained or stopped
   void publish(std::shared_ptr<const Snapshot> snapshot);  // any thread
-  void drain();                                             // any thread
+  void drain();                                            // any thread
   void stop() { ioc_.stop(); }
 
   std::vector<asio::ip::tcp::endpoint> local_endpoints() const;
@@ -56,8 +56,8 @@ class Worker {
   TrafficStats collect() const;
   bool draining() const { return draining_; }
   std::uint64_t next_connection_id() { return (next_id_++ << 8) | index_; }
-  void add_session(std::uint64_t id, std::weak_ptr<ClientSession> session);
-  void remove_session(std::uint64_t id);
+  void add_session(ClientSession& session);
+  void remove_session(ClientSession& session);
   // Upstream failures are logged at warn level only now and then, so that an
   // outage does not take the logger's lock on every request.
   bool should_log_upstream_failure() { return upstream_failures_logged_++ % 100 == 0; }
@@ -67,6 +67,7 @@ class Worker {
   void do_accept(std::size_t acceptor);
   void on_accept(std::size_t acceptor, boost::system::error_code ec, TcpSocket socket);
   void schedule_sweep();
+  void schedule_deadline_check();
   void schedule_access_log_flush();
 
   unsigned index_;
@@ -74,7 +75,7 @@ class Worker {
   asio::ssl::context& tls_context_;
   // Declared before ioc_ so they outlive it: destroying ioc_ destroys queued
   // handlers, whose sessions unregister themselves here.
-  std::unordered_map<std::uint64_t, std::weak_ptr<ClientSession>> sessions_;
+  SessionList<ClientSession> sessions_;
   ExchangePool exchanges_{256};  // sessions give theirs back when destroyed
   std::uint64_t next_id_ = 1;
   std::uint64_t upstream_failures_logged_ = 0;
@@ -85,6 +86,10 @@ class Worker {
   std::vector<asio::ssl::context*> acceptor_tls_;  // per acceptor; null: plain HTTP
   std::vector<std::unique_ptr<Timer>> accept_backoff_;
   Timer sweep_timer_;
+  // Every session deadline is checked at this interval: a timeout fires at most
+  // one tick late (never early), and no I/O operation arms a timer of its own.
+  std::chrono::milliseconds deadline_tick_;
+  Timer deadline_timer_;
   UpstreamPool pool_;
   std::shared_ptr<const Snapshot> snapshot_;
   TrafficStats stats_;
