@@ -12,6 +12,7 @@
 #include <boost/beast/http/read.hpp>
 #include <cctype>
 #include <chrono>
+#include <utility>
 
 #include "proxy/worker.hpp"
 
@@ -66,6 +67,9 @@ struct ExactSizeAllocator : std::allocator<T> {
   ExactSizeAllocator(const ExactSizeAllocator<U>&) noexcept {}
 };
 
+// How long a kept-alive connection that is in use keeps a read buffer while quiet.
+constexpr std::chrono::seconds park_idle_after{1};
+
 constexpr std::string_view continue_100 = "HTTP/1.1 100 Continue\r\n\r\n";
 
 }  // namespace
@@ -98,12 +102,23 @@ void ClientSession::start() {
   next_request();
 }
 
-void ClientSession::arm(std::chrono::milliseconds timeout) {
-  deadline_ = std::chrono::steady_clock::now() + timeout;
+std::chrono::steady_clock::time_point ClientSession::arm(std::chrono::milliseconds timeout) {
+  const auto now = std::chrono::steady_clock::now();
+  deadline_ = now + timeout;
   timed_out_ = false;
+  return now;
 }
 
-void ClientSession::check_deadline(std::chrono::steady_clock::time_point now) {
+void ClientSession::on_tick(std::chrono::steady_clock::time_point now) {
+  // A hot connection gone quiet: cancel its buffered read (nothing of a request
+  // has arrived) and wait without a buffer, as any idle connection does.
+  if (reading_idle_ && hot_ && !parking_ && exchange_ && !stream_.is_tls() &&
+      now - idle_since_ >= park_idle_after && exchange_->read_buffer.size() == 0 &&
+      !(exchange_->request_parser && exchange_->request_parser->got_some())) {
+    parking_ = true;
+    error_code ignored;
+    stream_.tcp().cancel(ignored);
+  }
   if (now < deadline_) return;
   // Not disarmed: an operation started later without a fresh deadline is
   // cancelled on the next tick too, so nothing ever waits unbounded.
@@ -165,12 +180,23 @@ void ClientSession::next_request() {
   if (worker_.draining()) return close();
   const auto& timeouts = worker_.config().timeouts;
   reading_idle_ = !exchange_;  // kept only while unread bytes wait in it (see on_write)
-  arm(first_request_ ? timeouts.client_header : timeouts.client_idle);
+  idle_since_ = arm(first_request_ ? timeouts.client_header : timeouts.client_idle);
   // Between requests a plain connection waits for readability holding no
   // buffer at all (as nginx does): idle keep-alive clients cost little memory.
-  // TLS cannot: decrypted bytes may already wait inside the TLS layer.
-  if (reading_idle_ && !first_request_ && !stream_.is_tls()) return do_wait_request();
+  // TLS cannot: decrypted bytes may already wait inside the TLS layer. But Asio
+  // re-registers the socket with epoll for every such wait (one more system
+  // call per request), so a client that came back quickly last time gets a
+  // buffered read until it has been quiet for park_idle_after (see on_tick).
+  if (reading_idle_ && !first_request_ && !stream_.is_tls() && !hot_) return do_wait_request();
   do_read_header();
+}
+
+void ClientSession::park() {
+  hot_ = false;
+  if (worker_.draining()) return close();
+  worker_.exchanges().give(std::move(exchange_));  // empty: checked by on_tick
+  reading_idle_ = true;
+  do_wait_request();  // the client_idle deadline armed in next_request() still runs
 }
 
 void ClientSession::do_wait_request() {
@@ -206,14 +232,16 @@ void ClientSession::do_read_header() {
 void ClientSession::on_read_header(error_code ec, std::size_t) {
   ec = timed(ec);
   request_started_ = std::chrono::steady_clock::now();
+  if (!first_request_) hot_ = request_started_ - idle_since_ < park_idle_after;
+  const bool parked = std::exchange(parking_, false);
   reading_idle_ = false;
   first_request_ = false;
   // The client closed between requests: the normal end of a keep-alive connection.
   if (ec == http::error::end_of_stream) return close();
   // The same over TLS from a client that skipped close_notify (many do).
   if (ec == asio::ssl::error::stream_truncated && !request_parser().got_some()) return close();
-  // Cancelled by drain; nothing was in progress.
-  if (ec == asio::error::operation_aborted) return;
+  // Cancelled by on_tick to park an idle connection, or by drain; nothing was in progress.
+  if (ec == asio::error::operation_aborted) return parked ? park() : void();
   // Idle or too slow to send a head (slowloris).
   if (ec == beast::error::timeout) return close();
   if (ec == http::error::header_limit)

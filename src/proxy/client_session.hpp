@@ -41,8 +41,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // Drain: closes the connection now if it is between requests, else after the response.
   void on_drain();
   // Called by the worker's tick: past the deadline, the pending operation is
-  // cancelled and its handler sees beast::error::timeout (as from tcp_stream).
-  void check_deadline(std::chrono::steady_clock::time_point now);
+  // cancelled and its handler sees beast::error::timeout (as from tcp_stream);
+  // a kept-alive connection idle for park_idle_after gives up its read buffer.
+  void on_tick(std::chrono::steady_clock::time_point now);
 
   SessionList<ClientSession>::Hook list_hook;  // the worker's list of live sessions
 
@@ -54,6 +55,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void next_request();
   void do_wait_request();
   void on_wait_request(error_code ec);
+  void park();
   void do_read_header();
   void on_read_header(error_code ec, std::size_t);
   void do_continue();
@@ -83,8 +85,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void on_linger(error_code ec, std::size_t);
   void respond_error(http::status status, std::string_view message);
   void fail(error_code ec, const char* what);
-  // Every I/O step sets the deadline for what it waits on.
-  void arm(std::chrono::milliseconds timeout);
+  // Every I/O step sets the deadline for what it waits on. Returns now.
+  std::chrono::steady_clock::time_point arm(std::chrono::milliseconds timeout);
   // A cancellation by the deadline reads as a timeout; anything else as it is.
   error_code timed(error_code ec) const;
   void write_access_log(AccessLogBuffer& log);
@@ -102,6 +104,11 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::string client_ip_;
   bool first_request_ = true;
   bool reading_idle_ = false;  // waiting for a request on a kept-alive connection
+  // The client sent its last request within park_idle_after of the response
+  // before it: the next one is read with a buffer (see next_request).
+  bool hot_ = false;
+  bool parking_ = false;  // the idle read is being cancelled, to wait without a buffer
+  std::chrono::steady_clock::time_point idle_since_;  // when the last request began waiting
   bool close_after_write_ = false;
 
   // Per request: the snapshot it was routed with stays alive until the response is written.

@@ -1,7 +1,7 @@
 #pragma once
 // A worker's live client sessions, linked through the sessions themselves: no
 // allocation per connection, and a walk over all of them for drain and for the
-// deadline tick (see Worker::check_deadlines). Thread-safety: none; one worker's
+// deadline tick (see Worker::schedule_deadline_check). Thread-safety: none; one worker's
 // thread only. Lifetime: a session links itself when it starts and unlinks in its
 // destructor, so the list never holds a dead one.
 

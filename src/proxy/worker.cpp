@@ -131,7 +131,7 @@ void Worker::schedule_deadline_check() {
   deadline_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec) return;
     const auto now = std::chrono::steady_clock::now();
-    sessions_.for_each([now](ClientSession& session) { session.check_deadline(now); });
+    sessions_.for_each([now](ClientSession& session) { session.on_tick(now); });
     // Draining: the tick outlives the listeners only as long as sessions do.
     if (draining_ && sessions_.empty()) return;
     schedule_deadline_check();

@@ -302,6 +302,41 @@ class LimitsTest(h.FigTestCase):
         conn.close()
         self.assertServes(d, "idle close")
 
+    def test_busy_keepalive_connection_that_goes_quiet_keeps_working(self):
+        # A connection in steady use keeps a buffered read between requests; after
+        # a second of quiet it gives the buffer up (parks). Neither may lose or
+        # delay a request, and the client_idle_ms deadline still closes it.
+        d = self.daemon(self.store(), config={"timeouts": {"client_idle_ms": 3000}})
+        conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=h.SOCKET_TIMEOUT)
+        for i in range(20):  # quick succession: the connection becomes "hot"
+            r = h.read_response(conn, "GET", "/orders/%d" % i, {"Authorization": basic("alice")})
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.echo["path"], "/orders/%d" % i)
+        time.sleep(1.6)  # past the one-second park, well within client_idle_ms
+        for i in range(3):
+            r = h.read_response(conn, "GET", "/users/%d" % i, {"Authorization": basic("alice")})
+            self.assertEqual(r.status, 200, "request %d after going quiet: %r" % (i, r))
+            self.assertEqual(r.echo["path"], "/users/%d" % i)
+        # Two pipelined requests in one write, after parking again.
+        time.sleep(1.6)
+        sock = conn.sock
+        sock.sendall(b"GET /orders/1 HTTP/1.1\r\nHost: x\r\n\r\nGET /orders/2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        data, deadline = b"", time.time() + 5
+        while data.count(b"HTTP/1.1 200") < 2 and time.time() < deadline:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        self.assertEqual(data.count(b"HTTP/1.1 200"), 2, data[:300])
+        # Quiet for good: parked at ~1 s, closed at client_idle_ms (3 s), not before.
+        sock.settimeout(8)
+        t0 = time.time()
+        self.assertEqual(sock.recv(100), b"", "a quiet connection should be closed at client_idle_ms")
+        self.assertGreaterEqual(time.time() - t0, 2.5)
+        self.assertLess(time.time() - t0, 5.0)
+        conn.close()
+        self.assertServes(d, "after parked connections")
+
     def test_many_concurrent_connections(self):
         d = self.daemon(self.store())
         errors = []
