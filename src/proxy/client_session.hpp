@@ -99,40 +99,42 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   Worker& worker_;
   std::uint64_t id_;
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
-  bool timed_out_ = false;
+  std::chrono::steady_clock::time_point idle_since_;  // when the last request began waiting
   ClientStream stream_;
   std::string client_ip_;
+
+  // Per request: the snapshot it was routed with stays alive until the response is written.
+  std::shared_ptr<const Snapshot> snapshot_;
+  Decision decision_;
+  UpstreamStats* upstream_stats_ = nullptr;  // this request's upstream's counters
+  std::chrono::steady_clock::time_point upstream_started_;
+  std::chrono::steady_clock::time_point request_started_;
+  std::unique_ptr<UpstreamConnection> upstream_;
+  // DNS, made on first use: most sessions reuse pooled connections or IP literals.
+  struct Resolution {
+    explicit Resolution(Executor ex) : resolver(ex), deadline(ex) {}
+    TcpResolver resolver;
+    Timer deadline;
+    std::uint64_t generation = 0;  // a lookup's answer counts only while current
+  };
+  std::unique_ptr<Resolution> resolution_;
+  std::unique_ptr<Exchange> exchange_;  // while a request is in flight; see exchange()
+  unsigned client_version_ = 11;
+
+  // Flags together, so that an idle connection's session stays small.
+  bool timed_out_ = false;
   bool first_request_ = true;
   bool reading_idle_ = false;  // waiting for a request on a kept-alive connection
   // The client sent its last request within park_idle_after of the response
   // before it: the next one is read with a buffer (see next_request).
   bool hot_ = false;
   bool parking_ = false;  // the idle read is being cancelled, to wait without a buffer
-  std::chrono::steady_clock::time_point idle_since_;  // when the last request began waiting
   bool close_after_write_ = false;
-
-  // Per request: the snapshot it was routed with stays alive until the response is written.
-  std::shared_ptr<const Snapshot> snapshot_;
-  Decision decision_;
   bool routed_ = false;
-  UpstreamStats* upstream_stats_ = nullptr;  // this request's upstream's counters
-  std::chrono::steady_clock::time_point upstream_started_;
-  std::chrono::steady_clock::time_point request_started_;
   bool head_request_ = false;
   bool keep_alive_ = false;
-  unsigned client_version_ = 11;
-  std::unique_ptr<UpstreamConnection> upstream_;
   bool upstream_reused_ = false;
   bool retried_ = false;
-  // DNS, made on first use: most sessions reuse pooled connections or IP literals.
-  struct Resolution {
-    explicit Resolution(Executor ex) : resolver(ex), deadline(ex) {}
-    TcpResolver resolver;
-    Timer deadline;
-  };
-  std::unique_ptr<Resolution> resolution_;
-  std::uint64_t resolve_generation_ = 0;  // a lookup's answer counts only while current
-  std::unique_ptr<Exchange> exchange_;    // while a request is in flight; see exchange()
 };
 
 }  // namespace figshift::proxy

@@ -71,15 +71,15 @@ void ClientSession::do_resolve() {
         beast::bind_front_handler(&ClientSession::on_connect, shared_from_this()));
   }
   if (!resolution_) resolution_ = std::make_unique<Resolution>(stream_.get_executor());
-  const std::uint64_t lookup = ++resolve_generation_;
+  const std::uint64_t lookup = ++resolution_->generation;
   resolution_->deadline.expires_after(worker_.config().timeouts.upstream_connect);
   // Cancelling cannot interrupt a getaddrinfo already running on Asio's
   // resolver thread, so the deadline answers the client itself and the late
   // result is ignored (by generation). The timer must not keep the session alive.
   resolution_->deadline.async_wait([weak = weak_from_this(), lookup](error_code timer_ec) {
     auto self = weak.lock();
-    if (!self || timer_ec || self->resolve_generation_ != lookup) return;
-    ++self->resolve_generation_;
+    if (!self || timer_ec || self->resolution_->generation != lookup) return;
+    ++self->resolution_->generation;
     self->upstream_failed(UpstreamError::connect_timeout, asio::error::timed_out);
   });
   resolution_->resolver.async_resolve(
@@ -89,8 +89,8 @@ void ClientSession::do_resolve() {
 
 void ClientSession::on_resolve(std::uint64_t lookup, error_code ec,
                                TcpResolver::results_type results) {
-  if (lookup != resolve_generation_) return;  // answered already by the deadline
-  ++resolve_generation_;
+  if (lookup != resolution_->generation) return;  // answered already by the deadline
+  ++resolution_->generation;
   resolution_->deadline.cancel();
   if (ec) return upstream_failed(UpstreamError::dns_failed, ec);
   asio::async_connect(upstream_->tcp(), results,
