@@ -84,6 +84,7 @@ ClientSession::ClientSession(Worker& worker, TcpSocket socket, asio::ssl::contex
       address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
     client_ip_ = address.to_string();
   }
+  worker_.add_session(*this);
 }
 
 ClientSession::~ClientSession() {
@@ -97,7 +98,6 @@ Exchange& ClientSession::exchange() {
 }
 
 void ClientSession::start() {
-  worker_.add_session(*this);
   if (stream_.is_tls()) return do_tls_handshake();
   next_request();
 }

@@ -2,8 +2,8 @@
 // A worker's live client sessions, linked through the sessions themselves: no
 // allocation per connection, and a walk over all of them for drain and for the
 // deadline tick (see Worker::schedule_deadline_check). Thread-safety: none; one worker's
-// thread only. Lifetime: a session links itself when it starts and unlinks in its
-// destructor, so the list never holds a dead one.
+// thread only. Lifetime: a session links itself in its constructor and unlinks
+// in its destructor, so the list never holds a dead one.
 
 #include <cstddef>
 
@@ -28,6 +28,7 @@ class SessionList {
 
   void erase(T& item) {
     auto& hook = item.list_hook;
+    if (!hook.prev && head_ != &item) return;  // not linked: nothing to do
     if (hook.prev)
       hook.prev->list_hook.next = hook.next;
     else

@@ -36,6 +36,11 @@ TEST(ProxySessionList, ErasesFromAnyPosition) {
   EXPECT_TRUE(ids(list).empty());
   list.push_front(b);  // an erased item can be linked again
   EXPECT_EQ(ids(list), (std::vector<int>{2}));
+  list.erase(a);  // never linked again since erased: changes nothing
+  Item never{5, {}};
+  list.erase(never);
+  EXPECT_EQ(ids(list), (std::vector<int>{2}));
+  EXPECT_EQ(list.size(), 1u);
 }
 
 TEST(ProxySessionList, TheVisitorMayUnlinkTheItemItIsGiven) {
