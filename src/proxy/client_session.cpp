@@ -14,6 +14,7 @@
 #include <chrono>
 #include <utility>
 
+#include "proxy/send_now.hpp"
 #include "proxy/worker.hpp"
 
 namespace figshift::proxy {
@@ -376,7 +377,8 @@ void ClientSession::do_write_prepared(bool keep_alive) {
   routed_ = false;
   close_after_write_ = !keep_alive;
   arm(worker_.config().timeouts.client_write);
-  const HeadAndBody wire(exchange().response_head, exchange().response.body());
+  HeadAndBody wire(exchange().response_head, exchange().response.body());
+  if (error_code ec; !stream_.is_tls() && send_now(stream_.tcp(), wire, ec)) return on_write(ec, 0);
   asio::async_write(stream_, wire,
                     beast::bind_front_handler(&ClientSession::on_write, shared_from_this()));
 }

@@ -12,6 +12,7 @@
 #include <chrono>
 
 #include "proxy/client_session.hpp"
+#include "proxy/send_now.hpp"
 #include "proxy/worker.hpp"
 
 namespace figshift::proxy {
@@ -102,6 +103,7 @@ void ClientSession::on_connect(error_code ec, const asio::ip::tcp::endpoint&) {
   if (ec == beast::error::timeout) return upstream_failed(UpstreamError::connect_timeout, ec);
   if (ec) return upstream_failed(UpstreamError::connect_failed, ec);
   upstream_->tcp().set_option(asio::ip::tcp::no_delay(true), ec);
+  upstream_->tcp().non_blocking(true, ec);  // for send_now
   auto* tls = std::get_if<UpstreamConnection::Tls>(&upstream_->stream);
   if (!tls) return do_upstream_write();
 
@@ -131,7 +133,9 @@ void ClientSession::on_handshake(error_code ec) {
 void ClientSession::do_upstream_write() {
   arm(worker_.config().timeouts.upstream_response);  // the write and the whole response
   exchange().upstream_parser.reset();
-  const HeadAndBody wire(exchange().upstream_head, request_parser().get().body());
+  HeadAndBody wire(exchange().upstream_head, request_parser().get().body());
+  if (error_code ec; !upstream_->is_tls() && send_now(upstream_->tcp(), wire, ec))
+    return on_upstream_write(ec, 0);
   upstream_->visit([&](auto& stream) {
     asio::async_write(
         stream, wire,

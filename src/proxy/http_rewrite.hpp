@@ -2,6 +2,7 @@
 // Header rewriting between client and upstream (RFC 9110 §7.6).
 // Pure functions over Beast messages; no I/O.
 
+#include <algorithm>
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -57,6 +58,15 @@ struct HeadAndBody {
       : parts{boost::asio::buffer(head), boost::asio::buffer(body)} {}
   const_iterator begin() const { return parts; }
   const_iterator end() const { return parts + 2; }
+  std::size_t size() const { return parts[0].size() + parts[1].size(); }
+  // Drops the first `n` bytes (already sent).
+  void consume(std::size_t n) {
+    for (auto& part : parts) {
+      const auto dropped = std::min(n, part.size());
+      part += dropped;
+      n -= dropped;
+    }
+  }
   boost::asio::const_buffer parts[2];
 };
 

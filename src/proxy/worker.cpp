@@ -112,6 +112,7 @@ void Worker::on_accept(std::size_t acceptor, boost::system::error_code ec, TcpSo
     ++stats_.connections_accepted;
     boost::system::error_code ignored;
     socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+    socket.non_blocking(true, ignored);  // for send_now
     std::make_shared<ClientSession>(*this, std::move(socket), acceptor_tls_[acceptor])->start();
   }
   do_accept(acceptor);

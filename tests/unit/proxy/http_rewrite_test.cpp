@@ -1,5 +1,7 @@
 // Header rewriting between client and upstream (RFC 9110 §7.6.1 hop-by-hop
 // fields, §7.6.3 intermediaries) and the proxy's own JSON errors.
+#include "proxy/http_rewrite.hpp"
+
 #include <gtest/gtest.h>
 
 #include <boost/beast/http/field.hpp>
@@ -9,8 +11,6 @@
 #include <utility>
 #include <vector>
 
-#include "proxy/http_rewrite.hpp"
-
 namespace figshift::proxy {
 namespace {
 
@@ -19,7 +19,8 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 // Every field in serialization order, as (name, value).
 Headers fields_of(const http::fields& fields) {
   Headers out;
-  for (const auto& f : fields) out.emplace_back(std::string(f.name_string()), std::string(f.value()));
+  for (const auto& f : fields)
+    out.emplace_back(std::string(f.name_string()), std::string(f.value()));
   return out;
 }
 
@@ -92,8 +93,9 @@ void remove_hop_by_hop(http::fields& fields) {
   for (const auto& name : doomed) fields.erase(name);
 }
 
-const std::vector<std::string> hop_by_hop = {"Connection", "Keep-Alive", "Proxy-Connection", "TE",
-                                             "Trailer",    "Transfer-Encoding", "Upgrade"};
+const std::vector<std::string> hop_by_hop = {"Connection", "Keep-Alive", "Proxy-Connection",
+                                             "TE",         "Trailer",    "Transfer-Encoding",
+                                             "Upgrade"};
 
 // ---- remove_hop_by_hop ---------------------------------------------------
 
@@ -232,9 +234,8 @@ TEST(ProxyUpstreamRequest, ClientSuppliedProtoAndHostAreReplaced) {
 }
 
 TEST(ProxyUpstreamRequest, AuthorizationIsKeptByteForByte) {
-  for (const std::string value :
-       {"Basic dXNlcjQyOnNlY3JldA==", "basic   dXNlcjQyOnNlY3JldA", "Bearer a.b.c",
-        "Basic Wm/DqzpwdzE="}) {
+  for (const std::string value : {"Basic dXNlcjQyOnNlY3JldA==", "basic   dXNlcjQyOnNlY3JldA",
+                                  "Bearer a.b.c", "Basic Wm/DqzpwdzE="}) {
     Request client = client_get();
     client.set(http::field::authorization, value);
     Request out;
@@ -401,7 +402,8 @@ TEST(ProxyClientResponse, HopByHopFieldsAreRemoved) {
   r.set(http::field::proxy_connection, "keep-alive");
   r.set("X-End", "kept");
   make_client_response(r, false, 11, true, "x-figshift-upstream", "B1");
-  for (const auto& name : {"Keep-Alive", "Upgrade", "Trailer", "Proxy-Connection", "X-Upstream-Hop"})
+  for (const auto& name :
+       {"Keep-Alive", "Upgrade", "Trailer", "Proxy-Connection", "X-Upstream-Hop"})
     EXPECT_FALSE(has(r.base(), name)) << name;
   EXPECT_EQ(values_of(r.base(), "X-End"), std::vector<std::string>{"kept"});
   EXPECT_EQ(r.body(), "hello");
@@ -519,6 +521,20 @@ TEST(ProxyJsonError, EveryStatusTheProxyAnswers) {
     EXPECT_EQ(r.result(), status);
     EXPECT_EQ(r.version(), 10);
     EXPECT_EQ(nlohmann::json::parse(r.body())["error"], "x");
+  }
+}
+
+// What a partial write leaves of head + body must be exactly the unsent bytes.
+TEST(ProxyHeadAndBody, ConsumeLeavesExactlyTheUnsentBytes) {
+  const std::string head = "HTTP/1.1 200 OK\r\n\r\n", body = "{\"ok\":true}";
+  const std::string all = head + body;
+  for (std::size_t sent = 0; sent <= all.size(); ++sent) {
+    HeadAndBody wire(head, body);
+    wire.consume(sent);
+    std::string rest;
+    for (const auto& part : wire) rest.append(static_cast<const char*>(part.data()), part.size());
+    EXPECT_EQ(rest, all.substr(sent)) << "after " << sent << " bytes";
+    EXPECT_EQ(wire.size(), all.size() - sent);
   }
 }
 

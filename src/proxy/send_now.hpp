@@ -1,0 +1,30 @@
+#pragma once
+// Sends what a plain TCP socket takes right away, without an asynchronous
+// operation: a proxied head and a small body nearly always fit the socket
+// buffer, and the async path costs an operation, a completion posted through
+// the scheduler and a composed write per message. The socket must be in
+// non-blocking mode (a full buffer is never waited for here).
+// Thread-safety: none; the caller's socket.
+
+#include <boost/asio/error.hpp>
+
+#include "proxy/http_rewrite.hpp"
+#include "proxy/io_types.hpp"
+
+namespace figshift::proxy {
+
+// true: done, all of `wire` sent or `ec` failed; false: the rest of `wire`
+// (consumed past what was sent) must go through async_write.
+inline bool send_now(TcpSocket& socket, HeadAndBody& wire, boost::system::error_code& ec) {
+  const std::size_t total = wire.size();
+  const std::size_t sent = socket.write_some(wire, ec);
+  if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) {
+    ec = {};
+    return false;
+  }
+  if (ec || sent == total) return true;
+  wire.consume(sent);
+  return false;
+}
+
+}  // namespace figshift::proxy
