@@ -211,12 +211,14 @@ void ClientSession::do_wait_request() {
 }
 
 void ClientSession::on_wait_request(error_code ec) {
-  ec = timed(ec);
-  // Cancelled by drain; nothing was in progress.
-  if (ec == asio::error::operation_aborted) return;
-  // Idle for client_idle_ms: close, as after any keep-alive timeout.
-  if (ec == beast::error::timeout) return close();
-  if (ec) return fail(ec, "wait for request");
+  if (ec) {
+    ec = timed(ec);
+    // Cancelled by drain; nothing was in progress.
+    if (ec == asio::error::operation_aborted) return;
+    // Idle for client_idle_ms: close, as after any keep-alive timeout.
+    if (ec == beast::error::timeout) return close();
+    return fail(ec, "wait for request");
+  }
   do_read_header();  // the deadline armed in next_request() still runs
 }
 
@@ -231,28 +233,12 @@ void ClientSession::do_read_header() {
 }
 
 void ClientSession::on_read_header(error_code ec, std::size_t) {
-  ec = timed(ec);
   request_started_ = std::chrono::steady_clock::now();
   if (!first_request_) hot_ = request_started_ - idle_since_ < park_idle_after;
   const bool parked = std::exchange(parking_, false);
   reading_idle_ = false;
   first_request_ = false;
-  // The client closed between requests: the normal end of a keep-alive connection.
-  if (ec == http::error::end_of_stream) return close();
-  // The same over TLS from a client that skipped close_notify (many do).
-  if (ec == asio::ssl::error::stream_truncated && !request_parser().got_some()) return close();
-  // Cancelled by on_tick to park an idle connection, or by drain; nothing was in progress.
-  if (ec == asio::error::operation_aborted) return parked ? park() : void();
-  // Idle or too slow to send a head (slowloris).
-  if (ec == beast::error::timeout) return close();
-  if (ec == http::error::header_limit)
-    return respond_error(http::status::request_header_fields_too_large,
-                         "request headers too large");
-  // A Content-Length above the limit is refused before any of the body is read.
-  if (ec == http::error::body_limit)
-    return respond_error(http::status::payload_too_large, "request body too large");
-  if (is_http_error(ec)) return respond_error(http::status::bad_request, "malformed request");
-  if (ec) return fail(ec, "read request head");
+  if (ec) return on_read_header_error(timed(ec), parked);
 
   auto& request = request_parser().get();
   keep_alive_ = request.keep_alive();
@@ -268,6 +254,26 @@ void ClientSession::on_read_header(error_code ec, std::size_t) {
   if (request_parser().is_done()) return route();
   if (beast::iequals(request[http::field::expect], "100-continue")) return do_continue();
   do_read_body();
+}
+
+// Kept apart so that the success path compares no error_code (they are not free).
+void ClientSession::on_read_header_error(error_code ec, bool parked) {
+  // The client closed between requests: the normal end of a keep-alive connection.
+  if (ec == http::error::end_of_stream) return close();
+  // The same over TLS from a client that skipped close_notify (many do).
+  if (ec == asio::ssl::error::stream_truncated && !request_parser().got_some()) return close();
+  // Cancelled by on_tick to park an idle connection, or by drain; nothing was in progress.
+  if (ec == asio::error::operation_aborted) return parked ? park() : void();
+  // Idle or too slow to send a head (slowloris).
+  if (ec == beast::error::timeout) return close();
+  if (ec == http::error::header_limit)
+    return respond_error(http::status::request_header_fields_too_large,
+                         "request headers too large");
+  // A Content-Length above the limit is refused before any of the body is read.
+  if (ec == http::error::body_limit)
+    return respond_error(http::status::payload_too_large, "request body too large");
+  if (is_http_error(ec)) return respond_error(http::status::bad_request, "malformed request");
+  fail(ec, "read request head");
 }
 
 void ClientSession::do_continue() {

@@ -58,6 +58,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void park();
   void do_read_header();
   void on_read_header(error_code ec, std::size_t);
+  void on_read_header_error(error_code ec, bool parked);
   void do_continue();
   void on_continue(error_code ec, std::size_t);
   void do_read_body();

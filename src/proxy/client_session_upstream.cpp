@@ -144,10 +144,12 @@ void ClientSession::do_upstream_write() {
 }
 
 void ClientSession::on_upstream_write(error_code ec, std::size_t) {
-  ec = timed(ec);
-  if (ec && retry_on_fresh_connection(ec)) return;
-  if (ec == beast::error::timeout) return upstream_failed(UpstreamError::response_timeout, ec);
-  if (ec) return upstream_failed(UpstreamError::reset, ec);
+  if (ec) {
+    ec = timed(ec);
+    if (retry_on_fresh_connection(ec)) return;
+    if (ec == beast::error::timeout) return upstream_failed(UpstreamError::response_timeout, ec);
+    return upstream_failed(UpstreamError::reset, ec);
+  }
   do_upstream_read();
 }
 
@@ -166,15 +168,18 @@ void ClientSession::do_upstream_read() {
 }
 
 void ClientSession::on_upstream_read(error_code ec, std::size_t) {
-  ec = timed(ec);
-  if (ec && retry_on_fresh_connection(ec)) return;
-  if (ec == beast::error::timeout) return upstream_failed(UpstreamError::response_timeout, ec);
-  if (ec == http::error::body_limit) return upstream_failed(UpstreamError::response_too_large, ec);
-  if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
-      ec == asio::error::eof || ec == asio::error::connection_reset)
+  if (ec) {  // the success path compares nothing: error_code comparisons are not free
+    ec = timed(ec);
+    if (retry_on_fresh_connection(ec)) return;
+    if (ec == beast::error::timeout) return upstream_failed(UpstreamError::response_timeout, ec);
+    if (ec == http::error::body_limit)
+      return upstream_failed(UpstreamError::response_too_large, ec);
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
+        ec == asio::error::eof || ec == asio::error::connection_reset)
+      return upstream_failed(UpstreamError::reset, ec);
+    if (is_http_error(ec)) return upstream_failed(UpstreamError::bad_response, ec);
     return upstream_failed(UpstreamError::reset, ec);
-  if (is_http_error(ec)) return upstream_failed(UpstreamError::bad_response, ec);
-  if (ec) return upstream_failed(UpstreamError::reset, ec);
+  }
 
   auto& x = exchange();
   auto& parser = *x.upstream_parser;
