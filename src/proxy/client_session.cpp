@@ -41,13 +41,19 @@ bool valid_host(std::string_view host) {
 // Requests an upstream could frame or address differently from us are refused
 // (RFC 9112 §3.2 and §6.1): that difference is what request smuggling exploits.
 std::string_view framing_problem(const Request& request, unsigned version) {
-  const auto hosts = request.count(http::field::host);
+  int hosts = 0, transfer_encodings = 0;
+  std::string_view host, transfer_encoding;
+  for (const auto& field : request.base()) {  // one pass (see first_field)
+    if (field.name() == http::field::host) ++hosts, host = field.value();
+    if (field.name() == http::field::transfer_encoding)
+      ++transfer_encodings, transfer_encoding = field.value();
+  }
   if (hosts > 1) return "more than one Host header";
   if (version >= 11 && hosts == 0) return "missing Host header";
-  if (hosts == 1 && !valid_host(request[http::field::host])) return "invalid Host header";
-  if (request.count(http::field::transfer_encoding) > 1) return "repeated Transfer-Encoding header";
-  if (auto te = request.find(http::field::transfer_encoding); te != request.end()) {
-    if (!beast::iequals(te->value(), "chunked"))
+  if (hosts == 1 && !valid_host(host)) return "invalid Host header";
+  if (transfer_encodings > 1) return "repeated Transfer-Encoding header";
+  if (transfer_encodings == 1) {
+    if (!beast::iequals(transfer_encoding, "chunked"))
       return "unsupported Transfer-Encoding (only chunked)";
     if (version < 11) return "Transfer-Encoding in an HTTP/1.0 request";
   }
@@ -241,7 +247,7 @@ void ClientSession::on_read_header(error_code ec, std::size_t) {
   if (ec) return on_read_header_error(timed(ec), parked);
 
   auto& request = request_parser().get();
-  keep_alive_ = request.keep_alive();
+  keep_alive_ = request_parser().keep_alive();  // from the flags the parser keeps: no lookup
   client_version_ = request.version();
   head_request_ = request.method() == http::verb::head;
   if (worker_.draining())
@@ -252,7 +258,8 @@ void ClientSession::on_read_header(error_code ec, std::size_t) {
     return respond_error(http::status::bad_request, problem);
 
   if (request_parser().is_done()) return route();
-  if (beast::iequals(request[http::field::expect], "100-continue")) return do_continue();
+  if (beast::iequals(field_value(request, http::field::expect), "100-continue"))
+    return do_continue();
   do_read_body();
 }
 
@@ -308,8 +315,9 @@ void ClientSession::on_read_body(error_code ec, std::size_t) {
 void ClientSession::route() {
   snapshot_ = worker_.snapshot();
   auto& request = request_parser().get();
-  decision_ = decide(RequestHead{request.target(), request[http::field::authorization]}, *snapshot_,
-                     unix_ms_now());
+  decision_ =
+      decide(RequestHead{request.target(), field_value(request, http::field::authorization)},
+             *snapshot_, unix_ms_now());
   routed_ = true;
   // std::map nodes never move: look the counters up once per request, not per use.
   upstream_stats_ = &worker_.stats().upstreams[decision_.upstream->name];
@@ -348,7 +356,7 @@ void ClientSession::write_access_log(AccessLogBuffer& log) {
     record.method = request.method_string();
     record.target = request.target();
     if (routed_ && worker_.config().access_log.include_username)
-      username = basic_auth_username(request[http::field::authorization]);
+      username = basic_auth_username(field_value(request, http::field::authorization));
   }
   const Response& response = exchange().response;
   record.status = response.result_int();

@@ -2,8 +2,8 @@
 
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/rfc7230.hpp>
-#include <nlohmann/json.hpp>
 #include <charconv>
+#include <nlohmann/json.hpp>
 
 namespace figshift::proxy {
 namespace {
@@ -13,7 +13,6 @@ namespace beast = boost::beast;
 constexpr std::string_view x_forwarded_for = "X-Forwarded-For";
 constexpr std::string_view x_forwarded_proto = "X-Forwarded-Proto";
 constexpr std::string_view x_forwarded_host = "X-Forwarded-Host";
-
 
 void append_version(unsigned version, std::string& out) {
   out += "HTTP/";
@@ -73,7 +72,7 @@ bool is_always_hop_by_hop(http::field name) {
 class HopByHop {
  public:
   explicit HopByHop(const http::fields& fields)
-      : fields_(fields), connection_(fields.find(http::field::connection)) {}
+      : fields_(fields), connection_(first_field(fields, http::field::connection)) {}
 
   bool operator()(const http::fields::value_type& field) const {
     if (is_always_hop_by_hop(field.name())) return true;
@@ -91,6 +90,17 @@ class HopByHop {
 
 }  // namespace
 
+http::fields::const_iterator first_field(const http::fields& fields, http::field name) {
+  auto it = fields.begin();
+  while (it != fields.end() && it->name() != name) ++it;
+  return it;
+}
+
+std::string_view field_value(const http::fields& fields, http::field name) {
+  const auto it = first_field(fields, name);
+  return it == fields.end() ? std::string_view() : std::string_view(it->value());
+}
+
 bool is_hop_by_hop(const http::fields& fields, const http::fields::value_type& field) {
   return HopByHop(fields)(field);
 }
@@ -105,10 +115,19 @@ void write_upstream_head(const Request& client, const Upstream& upstream, std::s
   out += " HTTP/1.1\r\n";
   append_field("Host", upstream.host_header, out);
   const HopByHop hop_by_hop(client.base());
+  std::string_view client_host;  // the first, as client[host] would give
+  bool framed_body = false;      // Content-Length or Transfer-Encoding present
   for (const auto& field : client.base()) {
     switch (field.name()) {
-      case http::field::host:            // replaced by the upstream's
+      case http::field::host:  // replaced by the upstream's
+        if (client_host.empty()) client_host = field.value();
+        continue;
       case http::field::content_length:  // written below for the body as read
+        framed_body = true;
+        continue;
+      case http::field::transfer_encoding:  // hop-by-hop; the body is sent with a length
+        framed_body = true;
+        break;
       case http::field::expect:  // the body is already here: a 100 would pass for the response
         continue;
       default:
@@ -131,10 +150,8 @@ void write_upstream_head(const Request& client, const Upstream& upstream, std::s
   out += client_ip;
   out += "\r\n";
   append_field(x_forwarded_proto, client_proto, out);
-  if (const auto host = client[http::field::host]; !host.empty())
-    append_field(x_forwarded_host, host, out);
-  if (client.has_content_length() || client.chunked() || !client.body().empty())
-    append_content_length(client.body().size(), out);
+  if (!client_host.empty()) append_field(x_forwarded_host, client_host, out);
+  if (framed_body || !client.body().empty()) append_content_length(client.body().size(), out);
   out += "\r\n";
 }
 

@@ -22,6 +22,14 @@ using Response = http::response<http::string_body>;
 // `fields` names. Such fields are never forwarded in either direction.
 bool is_hop_by_hop(const http::fields& fields, const http::fields::value_type& field);
 
+// The first field named `name` in the head's order (where Beast keeps namesakes
+// adjacent), or end(). A walk over the few fields of a head costs less than
+// Beast's lookup, which spells the name out and descends an ordered index
+// comparing case-insensitively; the data path asks about a dozen per request.
+http::fields::const_iterator first_field(const http::fields& fields, http::field name);
+// Its value, or "" when absent (as fields[name]).
+std::string_view field_value(const http::fields& fields, http::field name);
+
 // The head of the request sent upstream, written straight from the client's
 // request into `out` (replaced; its capacity is reused, and no Beast message is
 // built per request): method and `target` over HTTP/1.1, Host set to the

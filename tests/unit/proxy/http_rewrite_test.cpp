@@ -538,5 +538,22 @@ TEST(ProxyHeadAndBody, ConsumeLeavesExactlyTheUnsentBytes) {
   }
 }
 
+// The data path's field lookups (first_field / field_value) must answer what
+// Beast's own lookup by name answers.
+TEST(ProxyFieldLookup, AgreesWithBeastsLookupByName) {
+  http::fields fields;
+  fields.insert("HOST", "first.example");  // any spelling is the known field
+  fields.insert("X-Other", "1");
+  fields.insert(http::field::host, "second.example");
+  fields.insert("authorization", "Basic YWxpY2U6eA==");
+  for (auto name : {http::field::host, http::field::authorization, http::field::expect,
+                    http::field::connection}) {
+    EXPECT_EQ(field_value(fields, name), fields[name]) << http::to_string(name);
+    EXPECT_EQ(first_field(fields, name) == fields.end(), fields.find(name) == fields.end());
+  }
+  EXPECT_EQ(field_value(fields, http::field::host), "first.example");
+  EXPECT_EQ(field_value(fields, http::field::expect), "");
+}
+
 }  // namespace
 }  // namespace figshift::proxy
