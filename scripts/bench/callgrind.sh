@@ -53,7 +53,7 @@ wait "$proxy" || true
 # The worker thread's profile: the one whose totals include Worker::run.
 for file in "$work"/callgrind.out-*; do
   ir=$(callgrind_annotate --inclusive=yes "$file" 2>/dev/null |
-    awk '/figshift::proxy::Worker::run\(\)/ {gsub(",", "", $1); print $1; exit}')
+    awk '/figshift::proxy::Worker::run\(\)/ {gsub(",", "", $1); print $1; exit}' || true)
   if [[ -n "$ir" ]]; then
     echo "requests=$requests worker_instructions=$ir per_request=$((ir / requests)) profile=$file"
     exit 0
