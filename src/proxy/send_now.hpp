@@ -18,11 +18,12 @@ namespace figshift::proxy {
 inline bool send_now(TcpSocket& socket, HeadAndBody& wire, boost::system::error_code& ec) {
   const std::size_t total = wire.size();
   const std::size_t sent = socket.write_some(wire, ec);
-  if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) {
+  if (ec) {
+    if (ec != boost::asio::error::would_block && ec != boost::asio::error::try_again) return true;
     ec = {};
     return false;
   }
-  if (ec || sent == total) return true;
+  if (sent == total) return true;
   wire.consume(sent);
   return false;
 }
