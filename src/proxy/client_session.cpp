@@ -132,7 +132,9 @@ void ClientSession::on_tick(std::chrono::steady_clock::time_point now) {
   timed_out_ = true;
   error_code ignored;
   stream_.tcp().cancel(ignored);
-  if (upstream_) upstream_->tcp().cancel(ignored);
+  // Closed, not cancelled (as tcp_stream did): a cancelled connect would go
+  // on to the next resolved address, and a timed-out upstream is never reused.
+  if (upstream_) upstream_->tcp().close(ignored);
 }
 
 ClientSession::error_code ClientSession::timed(error_code ec) const {

@@ -16,6 +16,7 @@ namespace figshift::proxy {
 // true: done, all of `wire` sent or `ec` failed; false: the rest of `wire`
 // (consumed past what was sent) must go through async_write.
 inline bool send_now(TcpSocket& socket, HeadAndBody& wire, boost::system::error_code& ec) {
+  if (!socket.non_blocking()) return false;  // setting it failed: never block the worker
   const std::size_t total = wire.size();
   const std::size_t sent = socket.write_some(wire, ec);
   if (ec) {
