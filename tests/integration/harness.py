@@ -695,9 +695,22 @@ class Daemon:
         try:
             self.returncode = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            stacks = self.thread_stacks()
             self.kill()
-            raise AssertionError("figshift did not exit within %ss of SIGTERM\n%s" % (timeout, self.logs()))
+            raise AssertionError("figshift did not exit within %ss of SIGTERM\n%s\n%s"
+                                 % (timeout, self.logs(), stacks))
         return self.returncode
+
+    def thread_stacks(self) -> str:
+        """Every thread's stack of the running daemon (gdb), to tell where a hang is."""
+        if not shutil.which("gdb"):
+            return "(no gdb: thread stacks not taken)"
+        try:
+            out = subprocess.run(["gdb", "-p", str(self.proc.pid), "-batch", "-ex", "thread apply all bt"],
+                                 capture_output=True, text=True, timeout=60)
+            return "---- thread stacks (gdb) ----\n" + out.stdout[-20000:]
+        except (OSError, subprocess.SubprocessError) as e:
+            return "(gdb failed: %s)" % e
 
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:
