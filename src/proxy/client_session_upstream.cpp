@@ -191,9 +191,7 @@ void ClientSession::on_upstream_read(error_code ec, std::size_t) {
   if (status / 100 == 1) return do_upstream_read();
 
   // Reusable only when the response ended by its framing and nothing extra followed it.
-  // (Not when the deadline closed it just as the response completed.)
-  const bool reusable =
-      parser.keep_alive() && upstream_->buffer.size() == 0 && upstream_->tcp().is_open();
+  const bool reusable = parser.keep_alive() && upstream_->buffer.size() == 0;
   x.response = parser.release();
   x.upstream_parser.reset();
   if (reusable) worker_.pool().release(std::move(upstream_));

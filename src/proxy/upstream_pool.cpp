@@ -33,6 +33,8 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::acquire(const std::string& ori
 }
 
 void UpstreamPool::release(std::unique_ptr<UpstreamConnection> connection) {
+  // Closed meanwhile (a deadline can close it as its response completes): not reusable.
+  if (!connection->tcp().is_open()) return;
   auto& list = idle_[connection->origin];
   if (list.size() >= max_idle_per_origin_) return;  // dropping it closes it
   connection->idle_since = std::chrono::steady_clock::now();
