@@ -163,13 +163,13 @@ void ClientSession::on_tls_handshake(error_code ec) {
     if (ec.category() == asio::error::get_ssl_category() &&
         ERR_GET_REASON(ec.value()) == SSL_R_HTTP_REQUEST) {
       auto& x = exchange();
-      x.response = json_error(http::status::bad_request,
-                              "plain HTTP request sent to a TLS (HTTPS) port", 11, false);
+      const auto& response = x.respond_with(json_error(
+          http::status::bad_request, "plain HTTP request sent to a TLS (HTTPS) port", 11, false));
       x.response_head.clear();
-      serialize_head(x.response, x.response_head);
+      serialize_head(response, x.response_head);
       arm(worker_.config().timeouts.client_write);
       return asio::async_write(
-          stream_.tcp(), HeadAndBody(x.response_head, x.response.body()),
+          stream_.tcp(), HeadAndBody(x.response_head, response.body()),
           [self = shared_from_this()](error_code, std::size_t) { self->close(); });
     }
     // TLS 1.0/1.1, no shared cipher, garbage or a timeout: nothing to answer.
@@ -232,7 +232,7 @@ void ClientSession::on_wait_request(error_code ec) {
 
 void ClientSession::do_read_header() {
   const auto& config = worker_.config();
-  auto& parser = exchange().request_parser.emplace();
+  auto& parser = exchange().start_request();
   parser.header_limit(config.limits.header_bytes);
   parser.body_limit(config.limits.body_bytes);
   http::async_read_header(
@@ -331,9 +331,8 @@ void ClientSession::route() {
                                        upstream.host_header + decision_.target);
     res.set(http::field::cache_control, "no-store");
     auto& x = exchange();
-    x.response = std::move(res);
     const bool keep_alive = keep_alive_ && !worker_.draining();
-    write_client_head(x.response, head_request_, client_version_, keep_alive,
+    write_client_head(x.respond_with(std::move(res)), head_request_, client_version_, keep_alive,
                       worker_.config().debug_header, upstream.name, x.response_head);
     return do_write_prepared(keep_alive);
   }
@@ -360,7 +359,7 @@ void ClientSession::write_access_log(AccessLogBuffer& log) {
     if (routed_ && worker_.config().access_log.include_username)
       username = basic_auth_username(field_value(request, http::field::authorization));
   }
-  const Response& response = exchange().response;
+  const Response& response = *exchange().response;
   record.status = response.result_int();
   if (routed_) {
     record.upstream = decision_.upstream->name;
@@ -377,23 +376,23 @@ void ClientSession::write_access_log(AccessLogBuffer& log) {
 
 void ClientSession::do_write(Response response) {
   auto& x = exchange();
-  x.response = std::move(response);
+  const auto& own = x.respond_with(std::move(response));
   x.response_head.clear();
-  serialize_head(x.response, x.response_head);
-  do_write_prepared(x.response.keep_alive());
+  serialize_head(own, x.response_head);
+  do_write_prepared(own.keep_alive());
 }
 
 void ClientSession::do_write_prepared(bool keep_alive) {
   if (routed_) {
     auto& stats = *upstream_stats_;
-    const auto status_class = std::clamp(exchange().response.result_int() / 100, 1u, 5u);
+    const auto status_class = std::clamp(exchange().response->result_int() / 100, 1u, 5u);
     ++stats.responses[decision_.group == Group::migrated ? 1 : 0][status_class - 1];
   }
   if (auto* log = worker_.access_log()) write_access_log(*log);
   routed_ = false;
   close_after_write_ = !keep_alive;
   arm(worker_.config().timeouts.client_write);
-  HeadAndBody wire(exchange().response_head, exchange().response.body());
+  HeadAndBody wire(exchange().response_head, exchange().response->body());
   if (error_code ec; !stream_.is_tls() && send_now(stream_.tcp(), wire, ec)) return on_write(ec, 0);
   asio::async_write(stream_, wire,
                     beast::bind_front_handler(&ClientSession::on_write, shared_from_this()));

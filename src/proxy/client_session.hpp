@@ -94,7 +94,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // This request's buffers, taken from the worker's pool on first use.
   Exchange& exchange();
   // The request in flight (only between do_read_header and the end of its response).
-  http::request_parser<http::string_body>& request_parser() { return *exchange().request_parser; }
+  RequestParser& request_parser() { return *exchange().request_parser; }
 
   Worker& worker_;
   std::uint64_t id_;

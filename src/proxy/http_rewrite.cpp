@@ -44,12 +44,12 @@ void append_content_length(std::uint64_t length, std::string& out) {
   append_field("Content-Length", std::string_view(digits, end - digits), out);
 }
 
-void append_fields(const http::fields& fields, std::string& out) {
+void append_fields(const Fields& fields, std::string& out) {
   for (const auto& field : fields) append_field(field.name_string(), field.value(), out);
   out += "\r\n";
 }
 
-bool is_named(const http::fields::value_type& field, std::string_view name) {
+bool is_named(const Fields::value_type& field, std::string_view name) {
   return field.name() == http::field::unknown && beast::iequals(field.name_string(), name);
 }
 
@@ -71,10 +71,10 @@ bool is_always_hop_by_hop(http::field name) {
 // Tells the hop-by-hop fields of one message; finds its Connection lines once.
 class HopByHop {
  public:
-  explicit HopByHop(const http::fields& fields)
+  explicit HopByHop(const Fields& fields)
       : fields_(fields), connection_(first_field(fields, http::field::connection)) {}
 
-  bool operator()(const http::fields::value_type& field) const {
+  bool operator()(const Fields::value_type& field) const {
     if (is_always_hop_by_hop(field.name())) return true;
     // Beast inserts a repeated name next to its namesakes, so the Connection lines are adjacent.
     for (auto it = connection_; it != fields_.end() && it->name() == http::field::connection; ++it)
@@ -84,24 +84,24 @@ class HopByHop {
   }
 
  private:
-  const http::fields& fields_;
-  http::fields::const_iterator connection_;
+  const Fields& fields_;
+  Fields::const_iterator connection_;
 };
 
 }  // namespace
 
-http::fields::const_iterator first_field(const http::fields& fields, http::field name) {
+Fields::const_iterator first_field(const Fields& fields, http::field name) {
   auto it = fields.begin();
   while (it != fields.end() && it->name() != name) ++it;
   return it;
 }
 
-std::string_view field_value(const http::fields& fields, http::field name) {
+std::string_view field_value(const Fields& fields, http::field name) {
   const auto it = first_field(fields, name);
   return it == fields.end() ? std::string_view() : std::string_view(it->value());
 }
 
-bool is_hop_by_hop(const http::fields& fields, const http::fields::value_type& field) {
+bool is_hop_by_hop(const Fields& fields, const Fields::value_type& field) {
   return HopByHop(fields)(field);
 }
 

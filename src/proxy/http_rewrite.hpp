@@ -10,25 +10,32 @@
 #include <string_view>
 
 #include "figshift/routing.hpp"
+#include "proxy/resource_allocator.hpp"
 
 namespace figshift::proxy {
 
 namespace http = boost::beast::http;
-using Request = http::request<http::string_body>;
-using Response = http::response<http::string_body>;
+// The data path parses messages into their exchange's arena (see Exchange), so
+// a proxied request costs no malloc once its worker is warm; messages made
+// with a default allocator use the heap.
+using Allocator = ResourceAllocator<char>;
+using Fields = http::basic_fields<Allocator>;
+using Body = http::basic_string_body<char, std::char_traits<char>, Allocator>;
+using Request = http::request<Body, Fields>;
+using Response = http::response<Body, Fields>;
 
 // A hop-by-hop field (RFC 9110 §7.6.1): Connection, Keep-Alive, Proxy-Connection,
 // TE, Trailer, Transfer-Encoding, Upgrade, or one that a Connection field of
 // `fields` names. Such fields are never forwarded in either direction.
-bool is_hop_by_hop(const http::fields& fields, const http::fields::value_type& field);
+bool is_hop_by_hop(const Fields& fields, const Fields::value_type& field);
 
 // The first field named `name` in the head's order (where Beast keeps namesakes
 // adjacent), or end(). A walk over the few fields of a head costs less than
 // Beast's lookup, which spells the name out and descends an ordered index
 // comparing case-insensitively; the data path asks about a dozen per request.
-http::fields::const_iterator first_field(const http::fields& fields, http::field name);
+Fields::const_iterator first_field(const Fields& fields, http::field name);
 // Its value, or "" when absent (as fields[name]).
-std::string_view field_value(const http::fields& fields, http::field name);
+std::string_view field_value(const Fields& fields, http::field name);
 
 // The head of the request sent upstream, written straight from the client's
 // request into `out` (replaced; its capacity is reused, and no Beast message is
@@ -62,7 +69,7 @@ void serialize_head(const Response& response, std::string& out);
 struct HeadAndBody {
   using value_type = boost::asio::const_buffer;
   using const_iterator = const boost::asio::const_buffer*;
-  HeadAndBody(const std::string& head, const std::string& body)
+  HeadAndBody(std::string_view head, std::string_view body)
       : parts{boost::asio::buffer(head), boost::asio::buffer(body)} {}
   const_iterator begin() const { return parts; }
   const_iterator end() const { return parts + 2; }

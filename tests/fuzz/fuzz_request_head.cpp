@@ -27,6 +27,7 @@
 #include "figshift/routing.hpp"
 #include "figshift/store.hpp"
 #include "fuzz_support.hpp"
+#include "proxy/exchange.hpp"
 #include "proxy/http_rewrite.hpp"
 
 namespace {
@@ -75,11 +76,11 @@ bool routable_target(std::string_view target) {
   return beast::iequals(scheme, "http") || beast::iequals(scheme, "https");
 }
 
-using Request = http::request<http::string_body>;
+using figshift::proxy::Request;
+using figshift::proxy::RequestParser;
 
 // Feeds `bytes` the way the proxy's reads do; true when a whole request was read.
-bool parse(std::string_view bytes, http::request_parser<http::string_body>& parser,
-           std::size_t& used) {
+bool parse(std::string_view bytes, RequestParser& parser, std::size_t& used) {
   const figshift::Config defaults;
   parser.header_limit(defaults.limits.header_bytes);
   parser.body_limit(64 * 1024);  // the proxy allows 10 MiB; inputs are far smaller
@@ -114,7 +115,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const figshift::Snapshot& snap = snapshot(data[0]);
   const std::string_view bytes = as_view(data + 1, size - 1);
 
-  http::request_parser<http::string_body> parser;
+  // Parsed into a recycled exchange's arena, as the proxy parses requests.
+  static figshift::proxy::Exchange exchange;
+  exchange.reset();
+  RequestParser& parser = exchange.start_request();
   std::size_t used = 0;
   const bool complete = parse(bytes, parser, used);
   if (!parser.is_header_done()) return 0;
@@ -139,7 +143,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   figshift::proxy::write_upstream_head(request, *decision.upstream, decision.target, "192.0.2.1",
                                        "http", sent);
   sent += request.body();
-  http::request_parser<http::string_body> reparser;
+  RequestParser reparser;
   std::size_t reused = 0;
   const bool reparsed = parse(sent, reparser, reused);
   if (!reparsed) std::fprintf(stderr, "upstream request does not parse back:\n%s\n", sent.c_str());

@@ -22,11 +22,13 @@ TEST(ProxyExchangePool, AGivenBackExchangeHoldsNothingOfTheLastConnection) {
   ExchangePool pool(4);
   auto exchange = pool.take();
   put(exchange->read_buffer, "GET /orders/1 HTTP/1.1\r\nHost: x\r\n");  // a head cut off
-  auto& parser = exchange->request_parser.emplace();
+  auto& parser = exchange->start_request();
   boost::beast::error_code ec;
   parser.put(exchange->read_buffer.data(), ec);
-  exchange->upstream_parser.emplace();
-  exchange->response.body() = "a response body";
+  exchange->start_upstream_response();
+  Response own;
+  own.body() = "a response body";
+  exchange->respond_with(std::move(own));
   Exchange* given = exchange.get();
   pool.give(std::move(exchange));
 
@@ -36,7 +38,62 @@ TEST(ProxyExchangePool, AGivenBackExchangeHoldsNothingOfTheLastConnection) {
       << boost::beast::buffers_to_string(again->read_buffer.data());
   EXPECT_FALSE(again->request_parser.has_value());
   EXPECT_FALSE(again->upstream_parser.has_value());
-  EXPECT_TRUE(again->response.body().empty());
+  EXPECT_EQ(again->response, nullptr);
+  EXPECT_TRUE(again->own_response.body().empty());
+}
+
+// What a parser stores comes from the exchange's arena, which reset() empties.
+bool in_arena(const Exchange& exchange, std::string_view bytes) {
+  const auto* begin = reinterpret_cast<const char*>(exchange.arena_block);
+  return bytes.data() >= begin &&
+         bytes.data() + bytes.size() <= begin + sizeof exchange.arena_block;
+}
+
+// A body longer than std::string keeps inline.
+constexpr std::string_view body = "a body of some forty bytes, not inline";
+
+std::string request_with_header(std::string_view value) {
+  return "POST /orders HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(value) +
+         "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
+}
+
+const Request& parse(Exchange& exchange, const std::string& bytes) {
+  auto& parser = exchange.start_request();
+  parser.header_limit(64 * 1024);
+  parser.eager(true);
+  boost::beast::error_code ec;
+  parser.put(boost::asio::buffer(bytes), ec);
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_TRUE(parser.is_done());
+  return parser.get();
+}
+
+TEST(ProxyExchangeArena, ARequestIsParsedIntoTheArenaWhichResetEmpties) {
+  Exchange exchange;
+  const Request& first = parse(exchange, request_with_header("small"));
+  EXPECT_TRUE(in_arena(exchange, first[http::field::host]));
+  EXPECT_TRUE(in_arena(exchange, first["X-Big"]));
+  EXPECT_TRUE(in_arena(exchange, first.body()));
+  EXPECT_EQ(first.body(), body);
+  const char* where = first["X-Big"].data();
+
+  exchange.reset();
+  const Request& second = parse(exchange, request_with_header("small"));
+  EXPECT_EQ(second["X-Big"].data(), where) << "the arena should start over after reset()";
+}
+
+// A head larger than the arena's block spills to the heap, intact, and the
+// next request is back in the block.
+TEST(ProxyExchangeArena, AHeadLargerThanTheBlockSpillsToTheHeap) {
+  Exchange exchange;
+  const std::string big(3 * sizeof exchange.arena_block, 'v');
+  const Request& request = parse(exchange, request_with_header(big));
+  EXPECT_TRUE(request["X-Big"] == big);
+  EXPECT_FALSE(in_arena(exchange, request["X-Big"]));
+  EXPECT_EQ(request.body(), body);
+
+  exchange.reset();
+  EXPECT_TRUE(in_arena(exchange, parse(exchange, request_with_header("small"))["X-Big"]));
 }
 
 TEST(ProxyExchangePool, AnUnusuallyLargeReadBufferIsNotKept) {

@@ -17,21 +17,21 @@ namespace {
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
 // Every field in serialization order, as (name, value).
-Headers fields_of(const http::fields& fields) {
+Headers fields_of(const Fields& fields) {
   Headers out;
   for (const auto& f : fields)
     out.emplace_back(std::string(f.name_string()), std::string(f.value()));
   return out;
 }
 
-std::vector<std::string> values_of(const http::fields& fields, std::string_view name) {
+std::vector<std::string> values_of(const Fields& fields, std::string_view name) {
   std::vector<std::string> out;
   for (const auto& f : fields)
     if (boost::beast::iequals(f.name_string(), name)) out.emplace_back(f.value());
   return out;
 }
 
-bool has(const http::fields& fields, std::string_view name) {
+bool has(const Fields& fields, std::string_view name) {
   return fields.find(name) != fields.end();
 }
 
@@ -55,7 +55,7 @@ void make_upstream_request(const Request& client, Request& out, const Upstream& 
   std::string wire = "stale bytes that must be replaced";
   write_upstream_head(client, upstream, target, client_ip, client_proto, wire);
   wire += client.body();
-  http::request_parser<http::string_body> parser;
+  http::request_parser<Body, Allocator> parser;
   parser.eager(true);
   boost::system::error_code ec;
   const auto used = parser.put(boost::asio::buffer(wire), ec);
@@ -74,7 +74,7 @@ void make_client_response(Response& res, bool head_request, unsigned client_vers
                     wire);
   const auto status = res.result_int();
   if (!head_request && status != 204 && status != 304) wire += res.body();
-  http::response_parser<http::string_body> parser;
+  http::response_parser<Body, Allocator> parser;
   parser.eager(true);
   if (head_request) parser.skip(true);
   boost::system::error_code ec;
@@ -86,7 +86,7 @@ void make_client_response(Response& res, bool head_request, unsigned client_vers
 }
 
 // The fields write_upstream_head/write_client_head drop as hop-by-hop.
-void remove_hop_by_hop(http::fields& fields) {
+void remove_hop_by_hop(Fields& fields) {
   std::vector<std::string> doomed;
   for (const auto& field : fields)
     if (is_hop_by_hop(fields, field)) doomed.emplace_back(field.name_string());
@@ -100,7 +100,7 @@ const std::vector<std::string> hop_by_hop = {"Connection", "Keep-Alive", "Proxy-
 // ---- remove_hop_by_hop ---------------------------------------------------
 
 TEST(ProxyHopByHop, RemovesTheStandardHopByHopFields) {
-  http::fields f;
+  Fields f;
   f.insert("Accept", "*/*");
   f.insert("Connection", "keep-alive");
   f.insert("Keep-Alive", "timeout=5");
@@ -115,7 +115,7 @@ TEST(ProxyHopByHop, RemovesTheStandardHopByHopFields) {
 }
 
 TEST(ProxyHopByHop, NamesAreCaseInsensitive) {
-  http::fields f;
+  Fields f;
   f.insert("CONNECTION", "close");
   f.insert("keep-alive", "timeout=5");
   f.insert("transfer-ENCODING", "chunked");
@@ -126,7 +126,7 @@ TEST(ProxyHopByHop, NamesAreCaseInsensitive) {
 }
 
 TEST(ProxyHopByHop, RemovesFieldsNamedInConnection) {
-  http::fields f;
+  Fields f;
   f.insert("Connection", "close, X-Private ,x-trace-hop");
   f.insert("X-Private", "secret");
   f.insert("X-TRACE-HOP", "1");
@@ -138,7 +138,7 @@ TEST(ProxyHopByHop, RemovesFieldsNamedInConnection) {
 }
 
 TEST(ProxyHopByHop, EveryConnectionFieldLineCounts) {
-  http::fields f;
+  Fields f;
   f.insert("Connection", "X-One");
   f.insert("Accept", "*/*");
   f.insert("connection", "x-two, , X-Three");
@@ -151,7 +151,7 @@ TEST(ProxyHopByHop, EveryConnectionFieldLineCounts) {
 }
 
 TEST(ProxyHopByHop, LeavesEndToEndFieldsAlone) {
-  http::fields f;
+  Fields f;
   f.insert("Authorization", "Basic dXNlcjpwdw==");
   f.insert("Content-Length", "3");
   f.insert("Set-Cookie", "a=1");
@@ -541,7 +541,7 @@ TEST(ProxyHeadAndBody, ConsumeLeavesExactlyTheUnsentBytes) {
 // The data path's field lookups (first_field / field_value) must answer what
 // Beast's own lookup by name answers.
 TEST(ProxyFieldLookup, AgreesWithBeastsLookupByName) {
-  http::fields fields;
+  Fields fields;
   fields.insert("HOST", "first.example");  // any spelling is the known field
   fields.insert("X-Other", "1");
   fields.insert(http::field::host, "second.example");
