@@ -9,7 +9,7 @@
 #                    touch docs/benchmarks.md unless --write-docs is given
 #   --targets LIST   comma-separated subset of upstream,figshift,figshift-log,nginx,haproxy
 #                    (default: all, in that order)
-#   --extras LIST    comma-separated subset of idle,workers,writes, or none
+#   --extras LIST    comma-separated subset of idle,workers,writes,syscalls, or none
 #                    (default: all)
 #   --duration S     seconds per timed run (default 10; BENCH_DURATION)
 #   --rounds N       rounds, the order of targets alternating (default 3; BENCH_ROUNDS)
@@ -34,7 +34,7 @@ command_line="scripts/bench.sh${*:+ $*}"
 quick=0
 docs=auto
 targets="upstream,figshift,figshift-log,nginx,haproxy"
-extras="idle,workers,writes"
+extras="idle,workers,writes,syscalls"
 duration="${BENCH_DURATION:-}"
 rounds="${BENCH_ROUNDS:-}"
 keep=()
@@ -75,6 +75,9 @@ command -v haproxy >/dev/null 2>&1 || [[ -x /usr/sbin/haproxy ]] || need+=(hapro
 command -v taskset >/dev/null 2>&1 || need+=(util-linux)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+if [[ ",$extras," == *",syscalls,"* ]]; then
+  command -v perf >/dev/null 2>&1 || need+=(linux-perf)
+fi
 if ((${#need[@]})); then
   echo "bench.sh: installing ${need[*]} from Debian"
   if [[ "$(id -u)" -eq 0 ]]; then as_root=(); else as_root=(sudo); fi

@@ -51,7 +51,7 @@ PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 ALL_TARGETS = ["upstream", "figshift", "figshift-log", "nginx", "haproxy"]
 PROXIES = ["figshift", "figshift-log", "nginx", "haproxy"]
-EXTRAS = ["idle", "workers", "writes"]
+EXTRAS = ["idle", "workers", "writes", "syscalls"]
 UPSTREAMS = ["A", "B1", "B2"]
 SPLIT = 50
 
@@ -657,6 +657,48 @@ class Bench:
             log(f"    {counts['ok']} PUTs ok, store version advanced by {r['store_versions']}")
         return r
 
+    def syscalls_run(self, target: str) -> dict | None:
+        """System calls per proxied request under the timed runs' load, counted
+        by perf from the kernel's tracepoints: unlike CPU time, hardly moved by
+        whatever else the box is doing. None when perf cannot count them."""
+        seconds = max(2.0, min(self.a.duration, 5.0))
+        svc, port = self.start_target(target)
+        try:
+            self.check_errors(f"{target} warm-up", self.wrk(port, 1))
+            load: dict = {}
+            wrk = threading.Thread(target=lambda: load.update(w=self.wrk(port, seconds + 2)))
+            wrk.start()
+            time.sleep(1)
+            up0 = self.upstream_counters()
+            perf = subprocess.run(
+                ["perf", "stat", "-x", ",", "-p", ",".join(map(str, svc.pids())),
+                 "-e", "raw_syscalls:sys_enter",
+                 "-e", "raw_syscalls:sys_exit", "--filter", "ret == -11",
+                 "--", "sleep", str(seconds)], capture_output=True, text=True)
+            up1 = self.upstream_counters()
+            wrk.join()
+        finally:
+            self.stop(svc)
+        if "w" not in load:
+            raise BenchError(f"{target}: wrk did not finish during the system-call count")
+        self.check_errors(f"{target} (system-call count)", load["w"])
+        counts = {}
+        for line in perf.stderr.splitlines():
+            fields = line.split(",")
+            if len(fields) > 2 and fields[0].isdigit():
+                counts[fields[2]] = int(fields[0])
+        if perf.returncode != 0 or len(counts) != 2:
+            log(f"  {target}: perf could not count system calls ({perf.stderr.strip()[:200]})")
+            return None
+        # Each counter read is one request on each upstream.
+        requests = sum(up1[k][1] - up0[k][1] - 1 for k in UPSTREAMS)
+        r = {"target": target, "requests": requests,
+             "syscalls_per_req": counts["raw_syscalls:sys_enter"] / requests,
+             "would_block_per_req": counts["raw_syscalls:sys_exit"] / requests}
+        log(f"  {target:<14} {r['syscalls_per_req']:.2f} system calls per request, "
+            f"{r['would_block_per_req']:.2f} of them EAGAIN ({requests} requests)")
+        return r
+
     def store_version(self) -> int | None:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", self.port["admin"], timeout=5)
@@ -725,6 +767,10 @@ class Bench:
                     r["with_writes"], r["round"] = wr, rnd
                     runs.append(r)
             self.extras["writes"] = runs
+        if "syscalls" in extras:
+            log("system calls per request (perf stat on the proxy during the same load)")
+            counted = [self.syscalls_run(t) for t in targets if t in ("figshift", "nginx", "haproxy")]
+            self.extras["syscalls"] = [r for r in counted if r]
 
 
 # --------------------------------------------------------------- report ---
@@ -890,6 +936,14 @@ def report(b: Bench, args) -> str:
         yes = med([r["rps"] for r in ex["writes"] if r["with_writes"]])
         lines.append("")
         lines.append(f"Throughput with writes / without: {yes / no:.3f}.")
+    if ex.get("syscalls"):
+        lines += ["", "**System calls per proxied request** (`perf stat -e raw_syscalls:*` on "
+                  "the proxy for a few seconds of the same load; requests counted by the "
+                  "upstreams; a count, so other work on the box hardly moves it):", "",
+                  "| proxy | system calls/req | of which EAGAIN (would block) |", "|---|---:|---:|"]
+        for r in ex["syscalls"]:
+            lines.append(f"| {r['target']} | {r['syscalls_per_req']:.2f} | "
+                         f"{r['would_block_per_req']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -911,7 +965,7 @@ def main() -> int:
     p.add_argument("--figshift-bin", required=True)
     p.add_argument("--figshift-bin-given", action="store_true")
     p.add_argument("--targets", default=",".join(ALL_TARGETS))
-    p.add_argument("--extras", default=",".join(EXTRAS), help="idle,workers,writes or none")
+    p.add_argument("--extras", default=",".join(EXTRAS), help="idle,workers,writes,syscalls or none")
     p.add_argument("--duration", type=int, default=10)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--quick", action="store_true")
