@@ -6,7 +6,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -77,7 +76,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void upstream_failed(UpstreamError error, error_code ec);
 
   void do_write(Response response);         // one of the proxy's own responses
-  void do_write_prepared(bool keep_alive);  // response_ with its head in response_head_
+  void do_write_prepared(bool keep_alive);  // the exchange's response, its head written
   void on_write(error_code ec, std::size_t);
   void do_linger();
   void on_tls_shutdown(error_code ec);

@@ -45,6 +45,9 @@ UpstreamErrorKind error_kind(UpstreamError error) {
 // Beast stores a field's length in 16 bits and throws beyond it: a head limit
 // below that keeps every single field under it.
 constexpr std::uint32_t min_upstream_header_bytes = 60 * 1024;
+// Interim 1xx responses skipped before the real one; an upstream that sends
+// more is broken (each is parsed into the exchange's arena, kept until the end).
+constexpr unsigned max_interim_responses = 16;
 
 }  // namespace
 
@@ -134,6 +137,7 @@ void ClientSession::on_handshake(error_code ec) {
 void ClientSession::do_upstream_write() {
   arm(worker_.config().timeouts.upstream_response);  // the write and the whole response
   exchange().upstream_parser.reset();
+  exchange().interim_responses = 0;
   HeadAndBody wire(exchange().upstream_head, request_parser().get().body());
   if (error_code ec; !upstream_->is_tls() && send_now(upstream_->tcp(), wire, ec))
     return on_upstream_write(ec, 0);
@@ -161,6 +165,9 @@ void ClientSession::on_upstream_write(error_code ec, std::size_t) {
 }
 
 void ClientSession::do_upstream_read() {
+  // The deadline may have closed the socket since the read was posted: a read
+  // on it would fail as a reset (502) and could even be retried.
+  if (timed_out_) return upstream_failed(UpstreamError::response_timeout, beast::error::timeout);
   const auto& limits = worker_.config().limits;
   auto& parser = exchange().start_upstream_response();
   parser.header_limit(std::max(limits.header_bytes, min_upstream_header_bytes));
@@ -195,7 +202,11 @@ void ClientSession::on_upstream_read(error_code ec, std::size_t) {
   // response on the same connection: skip it and read on. 101 would switch
   // protocols, which we never asked for (Upgrade is hop-by-hop).
   if (status == 101) return upstream_failed(UpstreamError::bad_response, ec);
-  if (status / 100 == 1) return do_upstream_read();
+  if (status / 100 == 1) {
+    if (++x.interim_responses > max_interim_responses)
+      return upstream_failed(UpstreamError::bad_response, ec);
+    return do_upstream_read();
+  }
 
   // Reusable only when the response ended by its framing and nothing extra followed it.
   const bool reusable = parser.keep_alive() && upstream_->buffer.size() == 0;

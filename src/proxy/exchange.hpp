@@ -6,6 +6,7 @@
 // the exchange's arena, so the steady state calls malloc for no head, field or
 // body. Thread-safety: none; one worker's only.
 
+#include <array>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <cstddef>
@@ -23,13 +24,25 @@ namespace figshift::proxy {
 using RequestParser = http::request_parser<Body, Allocator>;
 using ResponseParser = http::response_parser<Body, Allocator>;
 
+#if defined(__SANITIZE_ADDRESS__)  // GCC, and Clang since 9 with -fsanitize=address
+#define FIGSHIFT_EXCHANGE_ARENA_ON_HEAP 1
+#endif
+
 struct Exchange {
+#ifdef FIGSHIFT_EXCHANGE_ARENA_ON_HEAP
+  // Every arena allocation from the heap, freed by reset(): AddressSanitizer
+  // then reports a message used after its exchange was reset.
+  static constexpr std::size_t inline_bytes = 0;
+#else
+  static constexpr std::size_t inline_bytes = 4096;
+#endif
   // What the parsers allocate (each field, each body) comes from here: a bump
-  // allocator over arena_block that spills to the heap only for a head or body
-  // larger than the block, and is emptied at once by reset(). First, so that
-  // it outlives the parsers.
-  alignas(std::max_align_t) std::byte arena_block[4096];
-  std::pmr::monotonic_buffer_resource arena{arena_block, sizeof arena_block};
+  // allocator over arena_block, which spills to the heap once the exchange's
+  // messages outgrow it (a large head or body) and is emptied at once by
+  // reset(); space freed before then is not reused (a growing body leaves its
+  // smaller copies until the end). First, so that it outlives the parsers.
+  alignas(std::max_align_t) std::array<std::byte, inline_bytes> arena_block;
+  std::pmr::monotonic_buffer_resource arena = make_arena(arena_block);
 
   // The client's bytes. A session gives its Exchange back only when this holds
   // nothing unread (no pipelined request), so no byte is ever lost.
@@ -43,6 +56,7 @@ struct Exchange {
   // What the client gets (its body is sent as is): own_response or the
   // upstream's; null until one is chosen.
   const Response* response = nullptr;
+  unsigned interim_responses = 0;  // 1xx skipped before the upstream's real response
 
   RequestParser& start_request() {
     return request_parser.emplace(std::piecewise_construct, in_arena(), in_arena());
@@ -58,6 +72,7 @@ struct Exchange {
   // Ready for the next request; keeps capacity (unless a buffer grew unusually large).
   void reset() {
     response = nullptr;
+    interim_responses = 0;
     own_response = {};
     request_parser.reset();
     upstream_parser.reset();
@@ -72,7 +87,16 @@ struct Exchange {
 
  private:
   // The arguments that make a parser's message (its body, then its fields) allocate here.
-  std::tuple<Allocator> in_arena() { return std::tuple<Allocator>(Allocator(&arena)); }
+  std::tuple<Allocator> in_arena() {
+    return std::tuple<Allocator>(Allocator(&arena));
+  }
+  static std::pmr::monotonic_buffer_resource make_arena(
+      std::array<std::byte, inline_bytes>& block) {
+    if constexpr (inline_bytes == 0)
+      return std::pmr::monotonic_buffer_resource();
+    else
+      return std::pmr::monotonic_buffer_resource(block.data(), block.size());
+  }
 };
 
 class ExchangePool {

@@ -1,9 +1,10 @@
 #pragma once
 // An allocator over a std::pmr::memory_resource that, unlike
 // std::pmr::polymorphic_allocator, can be assigned (Beast's basic_fields
-// requires it) and so moves with the container that holds it. Default: the
-// heap. Thread-safety: that of its resource; copies share the resource, which
-// must outlive every allocation made through them.
+// requires it) and so moves with the container that holds it. A copy of a
+// container gets the heap, never the original's resource, so no copy can
+// outlive an arena by accident. Default: the heap. Thread-safety: that of its
+// resource, which must outlive every allocation made through it.
 
 #include <cstddef>
 #include <limits>
@@ -17,7 +18,7 @@ template <typename T>
 class ResourceAllocator {
  public:
   using value_type = T;
-  using propagate_on_container_copy_assignment = std::true_type;
+  using propagate_on_container_copy_assignment = std::false_type;
   using propagate_on_container_move_assignment = std::true_type;
   using propagate_on_container_swap = std::true_type;
 
@@ -35,6 +36,7 @@ class ResourceAllocator {
   }
 
   std::pmr::memory_resource* resource() const noexcept { return resource_; }
+  ResourceAllocator select_on_container_copy_construction() const noexcept { return {}; }
 
   template <typename U>
   bool operator==(const ResourceAllocator<U>& other) const noexcept {

@@ -247,6 +247,31 @@ class UpstreamFailureTest(h.FigTestCase):
             self.assertEqual(r.status, 200, r)
             self.assertEqual(r.body, b"real-%d" % i, r)
 
+    def test_endless_interim_responses_are_502(self):
+        # An upstream that keeps sending 1xx never gets to its answer; figshift
+        # gives up after 16 (each is parsed and kept until the exchange ends).
+        def answer(conn, interim):
+            conn.settimeout(5)
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n" * interim
+                             + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+        for interim, status in ((16, 200), (17, 502), (5000, 502)):
+            with self.subTest(interim=interim):
+                srv = h.RawServer(lambda conn, n=interim: answer(conn, n))
+                self.addCleanup(srv.close)
+                d = self.daemon(self.store(srv.url()), config={"timeouts": {"upstream_response_ms": 3000}})
+                r = d.get("/orders/1", user=MIGRATED)
+                if status == 200:
+                    self.assertEqual((r.status, r.body), (200, b"ok"), r)
+                else:
+                    self.assertProxyError(r, 502, "upstream answered garbage")
+
     def test_malformed_upstream_responses_are_502(self):
         bad = {
             "CL and TE": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
