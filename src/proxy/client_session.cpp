@@ -138,7 +138,10 @@ void ClientSession::on_tick(std::chrono::steady_clock::time_point now) {
 }
 
 ClientSession::error_code ClientSession::timed(error_code ec) const {
-  if (timed_out_ && ec == asio::error::operation_aborted) return beast::error::timeout;
+  // Past the deadline any failure is the deadline's doing: its cancel ends an
+  // operation with operation_aborted, and an operation started after it closed
+  // the upstream socket (a posted read) fails with bad_descriptor.
+  if (timed_out_ && ec) return beast::error::timeout;
   return ec;
 }
 

@@ -86,7 +86,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void fail(error_code ec, const char* what);
   // Every I/O step sets the deadline for what it waits on. Returns now.
   std::chrono::steady_clock::time_point arm(std::chrono::milliseconds timeout);
-  // A cancellation by the deadline reads as a timeout; anything else as it is.
+  // Once the deadline has passed any failure reads as a timeout; before, as it is.
   error_code timed(error_code ec) const;
   void write_access_log(AccessLogBuffer& log);
   void close();

@@ -137,7 +137,6 @@ void ClientSession::on_handshake(error_code ec) {
 void ClientSession::do_upstream_write() {
   arm(worker_.config().timeouts.upstream_response);  // the write and the whole response
   exchange().upstream_parser.reset();
-  exchange().interim_responses = 0;
   HeadAndBody wire(exchange().upstream_head, request_parser().get().body());
   if (error_code ec; !upstream_->is_tls() && send_now(upstream_->tcp(), wire, ec))
     return on_upstream_write(ec, 0);
@@ -165,9 +164,6 @@ void ClientSession::on_upstream_write(error_code ec, std::size_t) {
 }
 
 void ClientSession::do_upstream_read() {
-  // The deadline may have closed the socket since the read was posted: a read
-  // on it would fail as a reset (502) and could even be retried.
-  if (timed_out_) return upstream_failed(UpstreamError::response_timeout, beast::error::timeout);
   const auto& limits = worker_.config().limits;
   auto& parser = exchange().start_upstream_response();
   parser.header_limit(std::max(limits.header_bytes, min_upstream_header_bytes));
