@@ -61,6 +61,25 @@ trap summary EXIT
 # Fast (one dpkg-query per package) when everything is present.
 scripts/setup.sh
 
+# What this run is testing with, so a failure on someone else's machine can be
+# matched to a version. The README's "Minimum versions" lists the oldest of each
+# that the suite passes with (Debian 12's).
+first_line() { "$@" 2>&1 | head -n 1 || true; }
+echo "==> tools"
+echo "  cmake:    $(first_line cmake --version)"
+echo "  c++:      $(first_line c++ --version)"
+echo "  boost:    $(sed -n 's/^#define BOOST_LIB_VERSION "\(.*\)"/\1/p' /usr/include/boost/version.hpp 2>/dev/null)"
+echo "  openssl:  $(first_line openssl version)"
+echo "  python3:  $(first_line python3 --version)"
+echo "  node:     $(first_line node --version) ($(command -v node))"
+echo "  npm:      $(first_line npm --version)"
+echo "  chromium: $(chromium --version 2>/dev/null | grep -o 'Chromium [0-9.]*' || true)"
+node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+if ((node_major < 18)); then
+  echo "test.sh: Node.js ${node_major} is older than the oldest supported (18, Debian 12's)" >&2
+  exit 1
+fi
+
 # ccache keys on absolute paths and (with -g) the working directory by default;
 # make clones at different paths share one cache (CI clones afresh each run).
 export CCACHE_BASEDIR="$repo_root" CCACHE_NOHASHDIR=1
