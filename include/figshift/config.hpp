@@ -2,18 +2,33 @@
 // Static daemon settings (the --config JSON file), parsed and validated once at
 // startup. Thread-safety: an immutable value after load_config returns.
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace figshift {
 
 struct ConfigError : std::runtime_error {
   using std::runtime_error::runtime_error;
+};
+
+// An IP network ("10.0.0.0/8", "::1/128", or one address). IPv4 is kept as its
+// IPv4-mapped IPv6 form, so one comparison serves both families.
+struct IpNetwork {
+  using Bytes = std::array<std::uint8_t, 16>;
+  Bytes address{};
+  unsigned prefix_bits = 128;
+  std::string text;  // as configured
+
+  // nullopt when `text` is neither an address nor address/prefix-length.
+  static std::optional<IpNetwork> parse(std::string_view text);
+  bool contains(const Bytes& address_v6) const;
 };
 
 struct ListenAddress {
@@ -40,6 +55,11 @@ struct Config {
     ListenAddress listen{"127.0.0.1", 9901};
     std::filesystem::path token_file;  // bearer token read from this file, or
     std::string token_env;             // from this environment variable
+    // Host names (besides the listener's own IP address and "localhost") that
+    // the admin API answers to: a Host the browser took from DNS is otherwise
+    // refused, so a DNS-rebinding page cannot reach it.
+    std::vector<std::string> allowed_hosts;
+    std::uint32_t max_connections = 64;  // open admin connections; beyond it new ones are closed
   } admin;
 
   struct Store {
@@ -68,7 +88,15 @@ struct Config {
     std::uint64_t response_body_bytes = 64 * 1024 * 1024;
     std::uint32_t max_connections = 10'000;  // per worker
     std::uint32_t upstream_idle_per_origin = 64;  // pooled connections per worker and origin
+    // Request bodies held in memory at once, process-wide (each worker gets an
+    // equal share); a body that does not fit is answered 503 before it is read.
+    std::uint64_t buffered_body_bytes = 128 * 1024 * 1024;
   } limits;
+
+  // Peers (CIDR blocks) whose X-Forwarded-For, Forwarded, X-Real-IP and
+  // X-Forwarded-Port are passed on; from anyone else those are removed and
+  // X-Forwarded-For starts afresh with the peer's address.
+  std::vector<IpNetwork> trusted_proxies;
 
   struct UpstreamTls {
     bool verify = true;

@@ -109,6 +109,23 @@ Decision decide(const RequestHead& head, const Snapshot& snapshot, std::int64_t 
 // "/prod" + "/orders/7" -> "/prod/orders/7", never doubling or dropping the '/'.
 std::string join_path(std::string_view base, std::string_view path);
 
+// The path and query of a request-target: the origin form as is, the absolute
+// form ("http://host/p?q", RFC 9112 §3.2.2) without scheme and authority.
+struct PathAndQuery {
+  std::string_view path;                  // "/" when the target has none
+  std::optional<std::string_view> query;  // set when the target had a '?', even an empty one
+};
+PathAndQuery split_target(std::string_view target);
+
+// Why a request path is refused, or "" when it is routable. Refused: a
+// backslash (raw or %5C), an encoded slash (%2F) or NUL (%00), those or a dot
+// encoded twice (%252E, %252F, %255C, %2500), and a dot segment with
+// parameters ("..;", ".;x", also spelled with %2E and %3B). Upstreams disagree
+// on what these mean (Tomcat and Spring read "..;" as "..", IIS reads '\' as
+// '/', many decode %2F before routing), so any of them could climb out of a
+// route's rewritten prefix there after figshift routed it.
+std::string_view path_problem(std::string_view path);
+
 // RFC 3986 dot-segment removal ("/a/./b/../c" -> "/a/c"), with "%2e" taken as
 // '.', so a path cannot climb out of a route's prefix on the upstream.
 std::string normalize_path(std::string_view path);

@@ -49,6 +49,8 @@ struct TrafficStats {
   std::uint64_t rejected_requests = 0;  // answered 4xx/503 by the proxy before routing
   std::uint64_t failures = 0;           // connections ended by an unexpected I/O error
   std::uint64_t tls_handshake_failures = 0;  // on TLS listeners
+  std::uint64_t body_budget_rejections = 0;  // 503: limits.buffered_body_bytes in use
+  std::uint64_t buffered_body_bytes = 0;     // gauge: request-body bytes reserved now
   std::uint64_t access_log_dropped_bytes = 0;  // process-wide, set by Server::collect_stats
 
   void merge(const TrafficStats& other);

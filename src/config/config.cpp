@@ -1,6 +1,8 @@
 #include "figshift/config.hpp"
 
+#include <boost/asio/ip/address.hpp>
 #include <cctype>
+#include <charconv>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -118,6 +120,40 @@ unsigned usable_cpus() {
 
 }  // namespace
 
+std::optional<IpNetwork> IpNetwork::parse(std::string_view text) {
+  const auto slash = text.find('/');
+  boost::system::error_code ec;
+  auto address = boost::asio::ip::make_address(std::string(text.substr(0, slash)), ec);
+  if (ec) return std::nullopt;
+  const bool v4 = address.is_v4();
+  if (v4) address = boost::asio::ip::make_address_v6(boost::asio::ip::v4_mapped, address.to_v4());
+  IpNetwork out;
+  out.text = std::string(text);
+  out.address = address.to_v6().to_bytes();
+  if (slash != std::string_view::npos) {
+    const auto digits = text.substr(slash + 1);
+    unsigned bits = 0;
+    const auto [end, err] = std::from_chars(digits.data(), digits.data() + digits.size(), bits);
+    if (digits.empty() || err != std::errc() || end != digits.data() + digits.size() ||
+        bits > (v4 ? 32u : 128u))
+      return std::nullopt;
+    out.prefix_bits = v4 ? 96 + bits : bits;
+  }
+  // Host bits set ("10.0.0.1/8") are cleared, as nginx and Envoy read such a block.
+  for (unsigned bit = out.prefix_bits; bit < 128; ++bit)
+    out.address[bit / 8] &= static_cast<std::uint8_t>(~(0x80u >> (bit % 8)));
+  return out;
+}
+
+bool IpNetwork::contains(const Bytes& candidate) const {
+  const unsigned whole = prefix_bits / 8, rest = prefix_bits % 8;
+  for (unsigned i = 0; i < whole; ++i)
+    if (candidate[i] != address[i]) return false;
+  if (rest == 0) return true;
+  const auto mask = static_cast<std::uint8_t>(0xFFu << (8 - rest));
+  return (candidate[whole] & mask) == address[whole];
+}
+
 Config parse_config(const std::string& json_text, const std::filesystem::path& file) {
   json root;
   try {
@@ -149,6 +185,24 @@ Config parse_config(const std::string& json_text, const std::filesystem::path& f
     s.string("token_file", token_file);
     if (!token_file.empty()) c.admin.token_file = relative_to(dir, token_file);
     s.string("token_env", c.admin.token_env);
+    if (const json* hosts = s.get("allowed_hosts")) {
+      if (!hosts->is_array()) Section::fail("admin.allowed_hosts", "must be an array of host names");
+      for (std::size_t i = 0; i < hosts->size(); ++i) {
+        const auto where = "admin.allowed_hosts[" + std::to_string(i) + "]";
+        const json& h = (*hosts)[i];
+        if (!h.is_string() || h.get<std::string>().empty())
+          Section::fail(where, "must be a non-empty string, got " + h.dump());
+        std::string name = h.get<std::string>();
+        for (char& ch : name) {
+          if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '.')
+            Section::fail(where, "\"" + h.get<std::string>() +
+                                     "\" is not a host name (letters, digits, '-' and '.'; no port)");
+          ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        }
+        c.admin.allowed_hosts.push_back(std::move(name));
+      }
+    }
+    s.integer("max_connections", c.admin.max_connections, 1, 100'000);
     s.finish();
   }
 
@@ -195,7 +249,24 @@ Config parse_config(const std::string& json_text, const std::filesystem::path& f
               std::numeric_limits<std::int64_t>::max());
     s.integer("max_connections", c.limits.max_connections, 1, 10'000'000);
     s.integer("upstream_idle_per_origin", c.limits.upstream_idle_per_origin, 0, 100'000);
+    s.integer("buffered_body_bytes", c.limits.buffered_body_bytes, 0,
+              std::numeric_limits<std::int64_t>::max());
     s.finish();
+  }
+
+  if (const json* trusted = top.get("trusted_proxies")) {
+    if (!trusted->is_array())
+      Section::fail("trusted_proxies", "must be an array of CIDR blocks (\"10.0.0.0/8\")");
+    for (std::size_t i = 0; i < trusted->size(); ++i) {
+      const json& n = (*trusted)[i];
+      const auto where = "trusted_proxies[" + std::to_string(i) + "]";
+      if (!n.is_string()) Section::fail(where, "must be a string, got " + n.dump());
+      auto network = IpNetwork::parse(n.get<std::string>());
+      if (!network)
+        Section::fail(where, "\"" + n.get<std::string>() +
+                                 "\" is not an IP address or CIDR block (\"10.0.0.0/8\", \"::1/128\")");
+      c.trusted_proxies.push_back(std::move(*network));
+    }
   }
 
   if (const json* t = top.get("upstream_tls")) {

@@ -41,14 +41,18 @@ bool valid_host(std::string_view host) {
 // Requests an upstream could frame or address differently from us are refused
 // (RFC 9112 §3.2 and §6.1): that difference is what request smuggling exploits.
 std::string_view framing_problem(const Request& request, unsigned version) {
-  int hosts = 0, transfer_encodings = 0;
+  int hosts = 0, transfer_encodings = 0, authorizations = 0;
   std::string_view host, transfer_encoding;
   for (const auto& field : request.base()) {  // one pass (see first_field)
     if (field.name() == http::field::host) ++hosts, host = field.value();
     if (field.name() == http::field::transfer_encoding)
       ++transfer_encodings, transfer_encoding = field.value();
+    if (field.name() == http::field::authorization) ++authorizations;
   }
   if (hosts > 1) return "more than one Host header";
+  // The first decides the user's group and an upstream may read the last:
+  // two would let a client pick its group with someone else's credentials.
+  if (authorizations > 1) return "more than one Authorization header";
   if (version >= 11 && hosts == 0) return "missing Host header";
   if (hosts == 1 && !valid_host(host)) return "invalid Host header";
   if (transfer_encodings > 1) return "repeated Transfer-Encoding header";
@@ -90,6 +94,15 @@ ClientSession::ClientSession(Worker& worker, TcpSocket socket, asio::ssl::contex
     if (address.is_v6() && address.to_v6().is_v4_mapped())
       address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
     client_ip_ = address.to_string();
+    const auto& trusted = worker_.config().trusted_proxies;
+    if (!trusted.empty()) {
+      const auto v6 = address.is_v4()
+                          ? asio::ip::make_address_v6(asio::ip::v4_mapped, address.to_v4())
+                          : address.to_v6();
+      const auto bytes = v6.to_bytes();
+      trusted_peer_ = std::any_of(trusted.begin(), trusted.end(),
+                                  [&](const IpNetwork& n) { return n.contains(bytes); });
+    }
   }
   worker_.add_session(*this);
 }
@@ -261,8 +274,16 @@ void ClientSession::on_read_header(error_code ec, std::size_t) {
     return respond_error(http::status::bad_request, "unsupported request target");
   if (auto problem = framing_problem(request, client_version_); !problem.empty())
     return respond_error(http::status::bad_request, problem);
+  if (auto problem = path_problem(split_target(request.target()).path); !problem.empty())
+    return respond_error(http::status::bad_request, problem);
 
   if (request_parser().is_done()) return route();
+  // Reserved before a byte of the body is read (and before a 100 Continue):
+  // the whole body, as it is buffered whole; a chunked one may reach body_bytes.
+  const auto body_bytes = request_parser().content_length().value_or(worker_.config().limits.body_bytes);
+  if (!worker_.body_budget().try_take(body_bytes, exchange().body_lease))
+    return respond_error(http::status::service_unavailable,
+                         "too many request bodies in memory (limits.buffered_body_bytes); retry later");
   if (beast::iequals(field_value(request, http::field::expect), "100-continue"))
     return do_continue();
   do_read_body();
@@ -340,7 +361,7 @@ void ClientSession::route() {
     return do_write_prepared(keep_alive);
   }
   write_upstream_head(request, upstream, decision_.target, client_ip_,
-                      stream_.is_tls() ? "https" : "http", exchange().upstream_head);
+                      stream_.is_tls() ? "https" : "http", trusted_peer_, exchange().upstream_head);
   do_upstream();
 }
 

@@ -134,6 +134,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool keep_alive_ = false;
   bool upstream_reused_ = false;
   bool retried_ = false;
+  bool trusted_peer_ = false;  // its address is in trusted_proxies (see write_upstream_head)
 };
 
 }  // namespace figshift::proxy

@@ -17,6 +17,7 @@
 #include <tuple>
 #include <vector>
 
+#include "proxy/body_budget.hpp"
 #include "proxy/http_rewrite.hpp"
 
 namespace figshift::proxy {
@@ -57,6 +58,7 @@ struct Exchange {
   // upstream's; null until one is chosen.
   const Response* response = nullptr;
   unsigned interim_responses = 0;  // 1xx skipped before the upstream's real response
+  BodyBudget::Lease body_lease;    // the request body's bytes, reserved before it is read
 
   RequestParser& start_request() {
     return request_parser.emplace(std::piecewise_construct, in_arena(), in_arena());
@@ -73,6 +75,7 @@ struct Exchange {
   void reset() {
     response = nullptr;
     interim_responses = 0;
+    body_lease.reset();
     own_response = {};
     request_parser.reset();
     upstream_parser.reset();

@@ -13,6 +13,8 @@ namespace beast = boost::beast;
 constexpr std::string_view x_forwarded_for = "X-Forwarded-For";
 constexpr std::string_view x_forwarded_proto = "X-Forwarded-Proto";
 constexpr std::string_view x_forwarded_host = "X-Forwarded-Host";
+constexpr std::string_view x_forwarded_port = "X-Forwarded-Port";
+constexpr std::string_view x_real_ip = "X-Real-IP";
 
 void append_version(unsigned version, std::string& out) {
   out += "HTTP/";
@@ -107,7 +109,7 @@ bool is_hop_by_hop(const Fields& fields, const Fields::value_type& field) {
 
 void write_upstream_head(const Request& client, const Upstream& upstream, std::string_view target,
                          std::string_view client_ip, std::string_view client_proto,
-                         std::string& out) {
+                         bool trusted_peer, std::string& out) {
   out.clear();
   out += client.method_string();  // as sent, also an extension method ("QUERY")
   out += ' ';
@@ -130,11 +132,16 @@ void write_upstream_head(const Request& client, const Upstream& upstream, std::s
         break;
       case http::field::expect:  // the body is already here: a 100 would pass for the response
         continue;
+      case http::field::forwarded:
+        if (!trusted_peer) continue;
+        break;
       default:
         break;
     }
     if (is_named(field, x_forwarded_for) || is_named(field, x_forwarded_proto) ||
         is_named(field, x_forwarded_host))
+      continue;
+    if (!trusted_peer && (is_named(field, x_real_ip) || is_named(field, x_forwarded_port)))
       continue;
     if (hop_by_hop(field)) continue;
     append_field(field.name_string(), field.value(), out);
@@ -142,11 +149,12 @@ void write_upstream_head(const Request& client, const Upstream& upstream, std::s
   // Repeated X-Forwarded-For lines form one list (RFC 9110 §5.3): keep them all.
   out += x_forwarded_for;
   out += ": ";
-  for (const auto& field : client.base())
-    if (is_named(field, x_forwarded_for) && !field.value().empty()) {
-      out += field.value();
-      out += ", ";
-    }
+  if (trusted_peer)
+    for (const auto& field : client.base())
+      if (is_named(field, x_forwarded_for) && !field.value().empty()) {
+        out += field.value();
+        out += ", ";
+      }
   out += client_ip;
   out += "\r\n";
   append_field(x_forwarded_proto, client_proto, out);

@@ -41,12 +41,17 @@ std::string_view field_value(const Fields& fields, http::field name);
 // request into `out` (replaced; its capacity is reused, and no Beast message is
 // built per request): method and `target` over HTTP/1.1, Host set to the
 // upstream, the client's fields minus hop-by-hop ones, Expect and any
-// X-Forwarded-Proto/-Host, X-Forwarded-For extended with `client_ip`,
-// Authorization byte for byte, and a Content-Length whenever the client sent a
-// body (read whole, so never chunked). The client's body follows it on the wire.
+// X-Forwarded-Proto/-Host (replaced by ours), Authorization byte for byte, and
+// a Content-Length whenever the client sent a body (read whole, so never
+// chunked). The client's body follows it on the wire.
+// Forwarding fields: from a `trusted_peer` (a proxy in `trusted_proxies`) its
+// X-Forwarded-For list is extended with `client_ip` and its Forwarded,
+// X-Real-IP and X-Forwarded-Port pass on; from anyone else those are removed
+// and X-Forwarded-For is `client_ip` alone, so a client cannot forge where
+// it comes from.
 void write_upstream_head(const Request& client, const Upstream& upstream, std::string_view target,
                          std::string_view client_ip, std::string_view client_proto,
-                         std::string& out);
+                         bool trusted_peer, std::string& out);
 
 // The head of the upstream's response as the client gets it, into `out`
 // (replaced): the client's HTTP version, the upstream's status and fields minus

@@ -34,6 +34,14 @@ std::chrono::milliseconds deadline_tick_for(const Config& config) {
                     std::chrono::milliseconds(10), std::chrono::milliseconds(100));
 }
 
+// Each worker's equal share of limits.buffered_body_bytes, but never less than
+// one body of limits.body_bytes: on a many-core machine a small budget split
+// N ways would otherwise refuse every body that the size limit allows.
+std::uint64_t body_budget_share(const Config& config) {
+  return std::max<std::uint64_t>(config.limits.buffered_body_bytes / std::max(config.workers, 1u),
+                                 config.limits.body_bytes);
+}
+
 }  // namespace
 
 Worker::Worker(unsigned index, const Config& config, asio::ssl::context& tls_context,
@@ -41,6 +49,7 @@ Worker::Worker(unsigned index, const Config& config, asio::ssl::context& tls_con
     : index_(index),
       config_(config),
       tls_context_(tls_context),
+      body_budget_(body_budget_share(config)),
       sweep_timer_(ioc_),
       deadline_tick_(deadline_tick_for(config)),
       deadline_timer_(ioc_),
@@ -172,6 +181,8 @@ TrafficStats Worker::collect() const {
   TrafficStats copy = stats_;
   copy.active_connections = sessions_.size();
   copy.upstream_idle_connections = pool_.idle_count();
+  copy.body_budget_rejections = body_budget_.rejections();
+  copy.buffered_body_bytes = body_budget_.in_use();
   return copy;
 }
 

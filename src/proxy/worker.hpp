@@ -15,6 +15,7 @@
 #include "figshift/config.hpp"
 #include "figshift/routing.hpp"
 #include "figshift/telemetry.hpp"
+#include "proxy/body_budget.hpp"
 #include "proxy/exchange.hpp"
 #include "proxy/io_types.hpp"
 #include "proxy/session_list.hpp"
@@ -49,6 +50,7 @@ class Worker {
   const Config& config() const { return config_; }
   UpstreamPool& pool() { return pool_; }
   ExchangePool& exchanges() { return exchanges_; }
+  BodyBudget& body_budget() { return body_budget_; }
   asio::ssl::context& tls_context() { return tls_context_; }
   TrafficStats& stats() { return stats_; }
   AccessLogBuffer* access_log() { return access_log_ ? &*access_log_ : nullptr; }  // null: off
@@ -76,6 +78,7 @@ class Worker {
   // Declared before ioc_ so they outlive it: destroying ioc_ destroys queued
   // handlers, whose sessions unregister themselves here.
   SessionList<ClientSession> sessions_;
+  BodyBudget body_budget_;       // before exchanges_: their leases give bytes back to it
   ExchangePool exchanges_{256};  // sessions give theirs back when destroyed
   std::uint64_t next_id_ = 1;
   std::uint64_t upstream_failures_logged_ = 0;

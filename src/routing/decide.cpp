@@ -12,38 +12,6 @@
 namespace figshift {
 namespace {
 
-struct PathAndQuery {
-  std::string_view path;
-  std::optional<std::string_view> query;  // set when the target had a '?', even an empty one
-};
-
-bool starts_with_ignoring_case(std::string_view s, std::string_view lower_prefix) {
-  if (s.size() < lower_prefix.size()) return false;
-  for (std::size_t i = 0; i < lower_prefix.size(); ++i) {
-    const char c = s[i];
-    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) != lower_prefix[i])
-      return false;
-  }
-  return true;
-}
-
-// A client talking to us as a forward proxy sends the absolute form
-// (RFC 9112 §3.2.2); only its path and query take part in routing.
-PathAndQuery split_target(std::string_view target) {
-  if (starts_with_ignoring_case(target, "http://") ||
-      starts_with_ignoring_case(target, "https://")) {
-    target.remove_prefix(target.find("://") + 3);
-    const std::size_t path_start = target.find_first_of("/?");
-    target = path_start == std::string_view::npos ? std::string_view{} : target.substr(path_start);
-  }
-  PathAndQuery out;
-  const std::size_t q = target.find('?');
-  out.path = target.substr(0, q);
-  if (q != std::string_view::npos) out.query = target.substr(q + 1);
-  if (out.path.empty()) out.path = "/";
-  return out;
-}
-
 // The replacement stands for whole segments, so route "/" -> "/api" sends
 // "/x" to "/api/x", not "/apix"; a prefix's own trailing '/' stays with the rest.
 std::string rewrite(const Route& route, std::string_view path) {

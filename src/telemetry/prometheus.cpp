@@ -101,6 +101,12 @@ std::string render_prometheus(const TrafficStats& stats, const Snapshot& snapsho
   e.single("figshift_requests_rejected_total", "counter",
            "Requests the proxy answered itself before routing (400, 413, 431, 503).",
            stats.rejected_requests);
+  e.single("figshift_body_budget_rejections_total", "counter",
+           "Requests answered 503 because their body did not fit limits.buffered_body_bytes.",
+           stats.body_budget_rejections);
+  e.single("figshift_buffered_body_bytes", "gauge",
+           "Request-body bytes reserved in memory now (limit: limits.buffered_body_bytes).",
+           stats.buffered_body_bytes);
   e.single("figshift_upstream_connections_idle", "gauge",
            "Keep-alive upstream connections waiting in the pools.", stats.upstream_idle_connections);
   e.single("figshift_upstream_connections_opened_total", "counter",

@@ -43,6 +43,8 @@ void TrafficStats::merge(const TrafficStats& other) {
   rejected_requests += other.rejected_requests;
   failures += other.failures;
   tls_handshake_failures += other.tls_handshake_failures;
+  body_budget_rejections += other.body_budget_rejections;
+  buffered_body_bytes += other.buffered_body_bytes;
   access_log_dropped_bytes += other.access_log_dropped_bytes;
 }
 

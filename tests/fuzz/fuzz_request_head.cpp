@@ -141,7 +141,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // What goes to the upstream parses back as exactly one request, the same one.
   std::string sent;
   figshift::proxy::write_upstream_head(request, *decision.upstream, decision.target, "192.0.2.1",
-                                       "http", sent);
+                                       "http", (data[0] & 1) != 0, sent);
   sent += request.body();
   RequestParser reparser;
   std::size_t reused = 0;

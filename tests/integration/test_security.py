@@ -336,5 +336,182 @@ class HeaderFoldingAndHostTest(h.FigTestCase):
                 self.assertEqual(self.a.requests[mark:], [], "forwarded with Host %r" % value)
 
 
+class PathEscapeTest(h.FigTestCase):
+    """Issue #18 finding 3: forms that an upstream may decode or map to "..": each once reached
+    B1 as /v2/orders/... verbatim and resolved to /v2/admin there. Now refused (400), never
+    forwarded, for a migrated user and an anonymous one alike."""
+
+    ATTACKS = [b"/orders/..%2fadmin", b"/orders/..%2Fadmin", b"/orders/..;/admin", b"/orders/.;/admin",
+               b"/orders/%2e%2e;/admin", b"/orders/..%3b/admin", b"/orders/..\\admin", b"/orders/..%5cadmin",
+               b"/orders/%252e%252e/admin", b"/orders/..%252fadmin", b"/orders/a%00b",
+               b"http://x/orders/..;/admin", b"/orders/..;/admin?q=1"]
+
+    def setUp(self):
+        super().setUp()
+        self.a = self.upstream("A")
+        self.b1 = self.upstream("B1")
+        self.d = self.daemon({"APIGW_A_URL": self.a.url(), "APIGW_B1_URL": self.b1.url(),
+                              "route:/orders": "B1 /v2/orders", "traffic-split": "100"})
+
+    def test_every_escape_form_is_refused_and_never_forwarded(self):
+        for target in self.ATTACKS:
+            for auth in (b"Authorization: " + basic(MIGRATED).encode() + b"\r\n", b""):
+                with self.subTest(target=target, migrated=bool(auth)):
+                    res = h.raw_exchange(self.d.port, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n" + auth + b"\r\n",
+                                         timeout=3)
+                    self.assertEqual(res.status, 400, res)
+                    self.assertIn(b'"error"', res.data)
+        self.assertEqual(self.a.requests + self.b1.requests, [], "an escape form was forwarded")
+        # ordinary escapes and matrix parameters still pass
+        for path, want in (("/orders/a%20b;v=1", "/v2/orders/a%20b;v=1"), ("/orders/100%25", "/v2/orders/100%25")):
+            self.assertRoutedTo(self.d.get(path, user=MIGRATED), "B1", want)
+
+
+class RequestHygieneTest(h.FigTestCase):
+    """Issue #18 findings 2 and 8: a user cannot pick a group with a second Authorization
+    header, and cannot forge where the request comes from."""
+
+    def setUp(self):
+        super().setUp()
+        self.a = self.upstream("A")
+        self.b1 = self.upstream("B1")
+        self.store = {"APIGW_A_URL": self.a.url(), "APIGW_B1_URL": self.b1.url(),
+                      "route:/orders": "B1 /v2/orders", "traffic-split": "50"}
+
+    def test_two_authorization_headers_are_400_and_not_forwarded(self):
+        d = self.daemon(self.store)
+        dave, alice = "dave", "alice"
+        self.assertLess(bucket_of(dave), 50)
+        self.assertGreaterEqual(bucket_of(alice), 50)
+        for first, second in ((dave, alice), (alice, dave), (dave, dave)):
+            with self.subTest(first=first, second=second):
+                payload = ("GET /orders/1 HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nAuthorization: %s\r\n\r\n"
+                           % (basic(first), basic(second))).encode()
+                res = h.raw_exchange(d.port, payload, timeout=3)
+                self.assertEqual(res.status, 400, res)
+                self.assertIn(b"more than one Authorization header", res.data)
+        self.assertEqual(self.a.requests + self.b1.requests, [])
+        self.assertRoutedTo(d.get("/orders/1", user=alice), "A", "/orders/1")
+
+    SPOOFED = {"X-Forwarded-For": "203.0.113.9", "Forwarded": "for=203.0.113.9;proto=https",
+               "X-Real-IP": "203.0.113.9", "X-Forwarded-Port": "443"}
+
+    def test_untrusted_client_cannot_forge_its_address(self):
+        d = self.daemon(self.store)
+        r = d.get("/x", headers=self.SPOOFED)
+        self.assertRoutedTo(r, "A", "/x")
+        got = r.echo["headers"]
+        self.assertEqual(got["x-forwarded-for"], "127.0.0.1")
+        for name in ("forwarded", "x-real-ip", "x-forwarded-port"):
+            self.assertNotIn(name, got)
+
+    def test_trusted_proxy_keeps_the_chain(self):
+        d = self.daemon(self.store, config={"trusted_proxies": ["127.0.0.0/8"]})
+        r = d.get("/x", headers=self.SPOOFED)
+        self.assertRoutedTo(r, "A", "/x")
+        got = r.echo["headers"]
+        self.assertEqual(got["x-forwarded-for"], "203.0.113.9, 127.0.0.1")
+        self.assertEqual(got["forwarded"], "for=203.0.113.9;proto=https")
+        self.assertEqual(got["x-real-ip"], "203.0.113.9")
+        self.assertEqual(got["x-forwarded-port"], "443")
+        # a network that does not hold the peer is not trusted
+        d2 = self.daemon(self.store, config={"trusted_proxies": ["10.0.0.0/8", "::1/128"]})
+        self.assertEqual(d2.get("/x", headers=self.SPOOFED).echo["headers"]["x-forwarded-for"], "127.0.0.1")
+
+
+def rss_kb(pid: int) -> int:
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+class BodyMemoryBudgetTest(h.FigTestCase):
+    """Issue #18 finding 4: request bodies held in memory at once are bounded by
+    limits.buffered_body_bytes; a body beyond it is answered 503 before it is read."""
+
+    MIB = 1024 * 1024
+
+    def setUp(self):
+        super().setUp()
+        self.a = self.upstream("A")
+        self.d = self.daemon({"APIGW_A_URL": self.a.url()},
+                             config={"workers": 1, "limits": {"body_bytes": 8 * self.MIB,
+                                                              "buffered_body_bytes": 24 * self.MIB},
+                                     "timeouts": {"client_body_ms": 20000}})
+
+    def open_upload(self, size, send):
+        s = socket.create_connection(("127.0.0.1", self.d.port), timeout=5)
+        s.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
+        if send:
+            s.sendall(b"x" * send)
+        self.addCleanup(s.close)
+        return s
+
+    def metric(self, name):
+        text = self.d.admin_request("GET", "/metrics").body.decode()
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise AssertionError("no %s in /metrics" % name)
+
+    def test_bodies_beyond_the_budget_are_503_and_memory_stays_bounded(self):
+        rss_before = rss_kb(self.d.proc.pid)
+        # 20 clients each send all but one byte of an 8 MiB body (the finding's attack):
+        # three fit in 24 MiB, the others are answered 503 at once, unread.
+        held, refused = [], 0
+        for _ in range(20):
+            s = self.open_upload(8 * self.MIB, 0)
+            s.settimeout(0.5)
+            try:
+                head = s.recv(4096)
+            except socket.timeout:
+                head = b""
+            if head:
+                self.assertIn(b" 503 ", head.split(b"\r\n")[0])
+                self.assertIn(b"limits.buffered_body_bytes", head + s.recv(4096))
+                refused += 1
+            else:
+                s.settimeout(10)
+                s.sendall(b"x" * (8 * self.MIB - 1))
+                held.append(s)
+        self.assertEqual((len(held), refused), (3, 17))
+        time.sleep(0.3)
+        grown_mib = (rss_kb(self.d.proc.pid) - rss_before) / 1024
+        # 3 bodies of 8 MiB are held (with the read buffer's growth, at most about twice that);
+        # without the budget 20 x 8 MiB = 160 MiB were.
+        self.assertLess(grown_mib, 64, "RSS grew by %.0f MiB" % grown_mib)
+        self.assertEqual(self.metric("figshift_body_budget_rejections_total"), 17)
+        self.assertEqual(self.metric("figshift_buffered_body_bytes"), 24 * self.MIB)
+        # small bodies are refused too while the budget is full; nothing reached the upstream
+        self.assertEqual(self.d.request("POST", "/small", body=b"x" * 10).status, 503)
+        self.assertEqual(self.a.requests, [])
+        # the held uploads complete and give their bytes back
+        for s in held:
+            s.sendall(b"x")
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += s.recv(4096)
+            self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:100])
+            s.close()
+        self.assertEqual(len(self.a.requests), 3)
+        self.assertEqual(self.metric("figshift_buffered_body_bytes"), 0)
+        r = self.d.request("POST", "/after", body=b"y" * (8 * self.MIB))
+        self.assertRoutedTo(r, "A", "/after")
+        self.assertEqual(r.echo["body_len"], 8 * self.MIB)
+
+    def test_a_refused_upload_with_expect_continue_never_gets_a_100(self):
+        held = [self.open_upload(8 * self.MIB, 1) for _ in range(3)]
+        time.sleep(0.2)
+        s = socket.create_connection(("127.0.0.1", self.d.port), timeout=5)
+        self.addCleanup(s.close)
+        s.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n")
+        head = s.recv(4096)
+        self.assertTrue(head.startswith(b"HTTP/1.1 503"), head)
+        for c in held:
+            c.close()
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include <boost/asio/ip/address.hpp>
+
 #include "figshift/config.hpp"
 
 namespace figshift {
@@ -420,6 +422,75 @@ TEST(ConfigTypes, LimitsAndTimeoutsBoundaries) {
   EXPECT_EQ(c.limits.body_bytes, 0u);
   EXPECT_EQ(c.limits.upstream_idle_per_origin, 0u);
   EXPECT_EQ(c.limits.header_bytes, 1024u);
+}
+
+}  // namespace
+}  // namespace figshift
+
+namespace figshift {
+namespace {
+
+json with(json::json_pointer where, json value) {
+  json j = full();
+  j[where] = std::move(value);
+  return j;
+}
+
+TEST(ConfigSecurity, TrustedProxiesParseAndMatch) {
+  const auto c = parse(with(json::json_pointer("/trusted_proxies"),
+                            json::array({"10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "10.1.2.3/8"})));
+  ASSERT_EQ(c.trusted_proxies.size(), 4u);
+  auto v4 = [](const char* text) {
+    return boost::asio::ip::make_address_v6(boost::asio::ip::v4_mapped,
+                                            boost::asio::ip::make_address_v4(text))
+        .to_bytes();
+  };
+  auto v6 = [](const char* text) { return boost::asio::ip::make_address_v6(text).to_bytes(); };
+  EXPECT_TRUE(c.trusted_proxies[0].contains(v4("10.255.0.1")));
+  EXPECT_FALSE(c.trusted_proxies[0].contains(v4("11.0.0.1")));
+  EXPECT_TRUE(c.trusted_proxies[1].contains(v4("192.0.2.7")));
+  EXPECT_FALSE(c.trusted_proxies[1].contains(v4("192.0.2.8")));
+  EXPECT_TRUE(c.trusted_proxies[2].contains(v6("2001:db8:1::5")));
+  EXPECT_FALSE(c.trusted_proxies[2].contains(v6("2001:db9::5")));
+  EXPECT_FALSE(c.trusted_proxies[0].contains(v6("::1")));
+  EXPECT_TRUE(c.trusted_proxies[3].contains(v4("10.9.9.9")));  // host bits cleared, as nginx does
+  EXPECT_TRUE(parse(full()).trusted_proxies.empty());    // default: trust nobody
+}
+
+TEST(ConfigSecurity, BadTrustedProxiesNameTheEntry) {
+  for (const json& bad : {json("10.0.0.0/8"), json::array({"10.0.0.0/33"}), json::array({"banana"}),
+                          json::array({8}), json::array({"::1/129"}), json::array({"10.0.0.0/"}),
+                          json::array({"10.0.0.0/8x"})}) {
+    const auto message = error_of(with(json::json_pointer("/trusted_proxies"), bad));
+    EXPECT_TRUE(starts_with(message, "trusted_proxies")) << message;
+  }
+}
+
+TEST(ConfigSecurity, AdminAllowedHostsAndConnectionCap) {
+  auto j = full();
+  j["admin"]["allowed_hosts"] = json::array({"Figshift-Admin.Internal", "a-b.c"});
+  j["admin"]["max_connections"] = 5;
+  const auto c = parse(j);
+  EXPECT_EQ(c.admin.allowed_hosts, (std::vector<std::string>{"figshift-admin.internal", "a-b.c"}));
+  EXPECT_EQ(c.admin.max_connections, 5u);
+  EXPECT_EQ(parse(full()).admin.max_connections, 64u);
+  for (const json& bad : {json("x"), json::array({"host:9901"}), json::array({""}), json::array({1}),
+                          json::array({"evil example"})}) {
+    auto k = full();
+    k["admin"]["allowed_hosts"] = bad;
+    EXPECT_TRUE(starts_with(error_of(k), "admin.allowed_hosts")) << bad.dump();
+  }
+  auto k = full();
+  k["admin"]["max_connections"] = 0;
+  EXPECT_TRUE(starts_with(error_of(k), "admin.max_connections"));
+}
+
+TEST(ConfigSecurity, BufferedBodyBytes) {
+  EXPECT_EQ(parse(full()).limits.buffered_body_bytes, 128u * 1024 * 1024);
+  EXPECT_EQ(parse(with(json::json_pointer("/limits/buffered_body_bytes"), 1000)).limits.buffered_body_bytes,
+            1000u);
+  EXPECT_TRUE(starts_with(error_of(with(json::json_pointer("/limits/buffered_body_bytes"), -1)),
+                          "limits.buffered_body_bytes"));
 }
 
 }  // namespace

@@ -51,9 +51,9 @@ Upstream upstream_b1() {
 // What an upstream parses from write_upstream_head's bytes plus the client's body.
 void make_upstream_request(const Request& client, Request& out, const Upstream& upstream,
                            std::string_view target, std::string_view client_ip,
-                           std::string_view client_proto) {
+                           std::string_view client_proto, bool trusted_peer = false) {
   std::string wire = "stale bytes that must be replaced";
-  write_upstream_head(client, upstream, target, client_ip, client_proto, wire);
+  write_upstream_head(client, upstream, target, client_ip, client_proto, trusted_peer, wire);
   wire += client.body();
   http::request_parser<Body, Allocator> parser;
   parser.eager(true);
@@ -202,25 +202,54 @@ TEST(ProxyUpstreamRequest, ForwardedHeaders) {
   EXPECT_EQ(values_of(out.base(), "X-Forwarded-Host"), std::vector<std::string>{"shop.example"});
 }
 
-TEST(ProxyUpstreamRequest, AppendsToAnExistingXForwardedFor) {
+TEST(ProxyUpstreamRequest, AppendsToAnExistingXForwardedForFromATrustedProxy) {
   Request client = client_get();
   client.set("x-forwarded-for", "203.0.113.9, 198.51.100.2");
   Request out;
-  make_upstream_request(client, out, upstream_b1(), "/", "192.0.2.1", "http");
+  make_upstream_request(client, out, upstream_b1(), "/", "192.0.2.1", "http", true);
   EXPECT_EQ(values_of(out.base(), "X-Forwarded-For"),
             std::vector<std::string>{"203.0.113.9, 198.51.100.2, 192.0.2.1"});
 }
 
 // RFC 9110 §5.3: several field lines of a list field are one comma-joined list.
-// Known bug: only the first X-Forwarded-For line is kept (see the report).
-TEST(ProxyUpstreamRequest, AppendsToEveryXForwardedForLine) {
+TEST(ProxyUpstreamRequest, AppendsToEveryXForwardedForLineFromATrustedProxy) {
   Request client = client_get();
   client.insert("X-Forwarded-For", "203.0.113.9");
   client.insert("X-Forwarded-For", "198.51.100.2");
   Request out;
-  make_upstream_request(client, out, upstream_b1(), "/", "192.0.2.1", "http");
+  make_upstream_request(client, out, upstream_b1(), "/", "192.0.2.1", "http", true);
   EXPECT_EQ(values_of(out.base(), "X-Forwarded-For"),
             std::vector<std::string>{"203.0.113.9, 198.51.100.2, 192.0.2.1"});
+}
+
+// Issue #18, finding 8: a client's own forwarding fields would let it pose as
+// any address to an upstream that trusts them.
+TEST(ProxyUpstreamRequest, UntrustedClientsForwardingFieldsAreReplaced) {
+  Request client = client_get();
+  client.insert("X-Forwarded-For", "203.0.113.9");
+  client.insert(http::field::forwarded, "for=203.0.113.9;proto=https");
+  client.insert("X-Real-IP", "203.0.113.9");
+  client.insert("X-Forwarded-Port", "443");
+  Request out;
+  make_upstream_request(client, out, upstream_b1(), "/", "192.0.2.1", "http");
+  EXPECT_EQ(values_of(out.base(), "X-Forwarded-For"), std::vector<std::string>{"192.0.2.1"});
+  EXPECT_FALSE(has(out.base(), "Forwarded"));
+  EXPECT_FALSE(has(out.base(), "X-Real-IP"));
+  EXPECT_FALSE(has(out.base(), "X-Forwarded-Port"));
+}
+
+TEST(ProxyUpstreamRequest, TrustedProxysForwardingFieldsPassOn) {
+  Request client = client_get();
+  client.insert(http::field::forwarded, "for=203.0.113.9;proto=https");
+  client.insert("X-Real-IP", "203.0.113.9");
+  client.insert("X-Forwarded-Port", "443");
+  Request out;
+  make_upstream_request(client, out, upstream_b1(), "/", "192.0.2.1", "http", true);
+  EXPECT_EQ(values_of(out.base(), "Forwarded"),
+            std::vector<std::string>{"for=203.0.113.9;proto=https"});
+  EXPECT_EQ(values_of(out.base(), "X-Real-IP"), std::vector<std::string>{"203.0.113.9"});
+  EXPECT_EQ(values_of(out.base(), "X-Forwarded-Port"), std::vector<std::string>{"443"});
+  EXPECT_EQ(values_of(out.base(), "X-Forwarded-For"), std::vector<std::string>{"192.0.2.1"});
 }
 
 TEST(ProxyUpstreamRequest, ClientSuppliedProtoAndHostAreReplaced) {

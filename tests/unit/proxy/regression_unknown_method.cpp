@@ -25,7 +25,7 @@ TEST(RegressionUnknownMethod, ExtensionMethodIsForwardedAsSent) {
     client.set(http::field::host, "shop.example");
     ASSERT_EQ(client.method(), http::verb::unknown) << method;
     std::string head;
-    ASSERT_NO_THROW(write_upstream_head(client, upstream, "/prod/orders", "192.0.2.1", "http", head))
+    ASSERT_NO_THROW(write_upstream_head(client, upstream, "/prod/orders", "192.0.2.1", "http", false, head))
         << method;
     EXPECT_EQ(head.substr(0, head.find("\r\nX-")),
               std::string(method) + " /prod/orders HTTP/1.1\r\nHost: b1.example:8080");
@@ -37,7 +37,7 @@ TEST(RegressionUnknownMethod, KnownMethodsAreUnchanged) {
   Request client{http::verb::purge, "/x", 11};
   client.set(http::field::host, "shop.example");
   std::string head;
-  write_upstream_head(client, upstream, "/x", "192.0.2.1", "http", head);
+  write_upstream_head(client, upstream, "/x", "192.0.2.1", "http", false, head);
   EXPECT_EQ(head.substr(0, head.find("\r\n")), "PURGE /x HTTP/1.1");
 }
 
