@@ -212,9 +212,15 @@ std::optional<std::string> percent_decode(std::string_view text) {
   return out;
 }
 
+ApiResponse refusal_response(const Refusal& refusal) {
+  auto res = error(refusal.status, refusal.message);
+  if (refusal.status == 401)
+    res.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"figshift-admin\"");
+  return res;
+}
+
 ApiResponse handle(const ApiRequest& request, AdminContext& context) {
-  const std::string_view target = request.target;
-  const std::string_view path = target.substr(0, target.find('?'));
+  const std::string_view path = path_of(request.target);
 
   if ((path == "/healthz" || path == "/readyz") && request.method != "GET" &&
       request.method != "HEAD")
@@ -228,11 +234,9 @@ ApiResponse handle(const ApiRequest& request, AdminContext& context) {
   if (path == "/" && request.method == "GET") return dashboard_response();
 
   // Everything else needs the token, and answers 401 before revealing whether the route exists.
-  if (!context.token.empty() && !bearer_matches(request.authorization, context.token)) {
-    auto res = error(401, "unauthorized");
-    res.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"figshift-admin\"");
-    return res;
-  }
+  if (!context.token.empty() && needs_token(request.method, path) &&
+      !bearer_matches(request.authorization, context.token))
+    return refusal_response(Refusal{401, "unauthorized", {}});
 
   if (path == "/metrics") {
     if (request.method != "GET") return method_not_allowed("GET");

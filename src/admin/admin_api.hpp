@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "admin/request_guard.hpp"
 #include "figshift/admin.hpp"
 
 namespace figshift::admin {
@@ -25,7 +26,12 @@ struct ApiResponse {
   std::string content_type = "application/json";
 };
 
+// Runs the route. The server calls it only for a request check_head admitted
+// (request_guard.hpp); it checks the token again all the same.
 ApiResponse handle(const ApiRequest& request, AdminContext& context);
+
+// The JSON answer to a request check_head refused (401 with WWW-Authenticate).
+ApiResponse refusal_response(const Refusal& refusal);
 
 // "%2F" -> "/"; nullopt on a malformed escape.
 std::optional<std::string> percent_decode(std::string_view text);

@@ -48,6 +48,8 @@ class AdminTestCase(h.FigTestCase):
         hd = dict(headers or {})
         if auth and self.token is not None and "Authorization" not in hd:
             hd["Authorization"] = "Bearer " + self.token
+        if method == "POST" and body is not None and "Content-Type" not in hd:
+            hd["Content-Type"] = "application/json"  # as the CLI and the dashboard send it
         if isinstance(body, str):
             body = body.encode("utf-8")
         return self.d.admin_request(method, path, hd, body)

@@ -200,7 +200,8 @@ class MetricsTest(ObservabilityCase):
         self.assertEqual(value(m, "figshift_traffic_split_target_percent"), 70)
         self.assertGreater(value(m, "figshift_store_version"), version)
 
-        r = self.d.admin_request("POST", "/admin/traffic-shift", body=b'{"percent":100,"seconds":600}')
+        r = self.d.admin_request("POST", "/admin/traffic-shift", {"Content-Type": "application/json"},
+                                 b'{"percent":100,"seconds":600}')
         self.assertEqual(r.status, 200, r)
         m = parse_metrics(self.scrape())
         self.assertEqual(value(m, "figshift_ramp_active"), 1)

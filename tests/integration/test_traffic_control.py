@@ -54,6 +54,8 @@ class TrafficControlTest(h.FigTestCase):
             body = json.dumps(body)
         if isinstance(body, str):
             body = body.encode("utf-8")
+        if method == "POST" and body is not None:  # the admin API takes JSON posts only
+            headers = dict(headers or {}, **{"Content-Type": "application/json"})
         return self.d.admin_request(method, path, headers, body)
 
     def status(self):

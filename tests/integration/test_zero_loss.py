@@ -217,7 +217,8 @@ class ZeroLossTest(h.FigTestCase):
             else:
                 batch = {"puts": [{"key": "traffic-split", "value": str(rng.randrange(101))},
                                   {"key": "route:/orders", "value": rng.choice(["B1 /v2/orders", "B2 /v9/orders"])}]}
-                r = h.request(admin, "POST", "/admin/kv", body=json.dumps(batch).encode())
+                r = h.request(admin, "POST", "/admin/kv", {"Content-Type": "application/json"},
+                              json.dumps(batch).encode())
             kinds[kind] = kinds.get(kind, 0) + 1
             if r.status != 200:
                 write_errors.append((kind, r))
