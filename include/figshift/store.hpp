@@ -22,9 +22,10 @@ namespace figshift {
 using KvMap = std::map<std::string, std::string>;
 
 // A store content that breaks a rule; what() names the key and the reason.
-// The message quotes keys and values as sent, so control bytes and bytes that
-// are not UTF-8 are shown as \xNN: it goes into logs and JSON error bodies, and
-// a NUL would otherwise end what() where it starts.
+// The message quotes keys and values as sent, so control bytes (C0, DEL, and
+// the two bytes of a C1 control) and bytes that are not UTF-8 are shown as
+// \xNN: it goes into logs, terminals and JSON error bodies, and a NUL would
+// otherwise end what() where it starts.
 struct InvalidStore : std::runtime_error {
   explicit InvalidStore(const std::string& message);
 };
@@ -32,7 +33,10 @@ struct InvalidStore : std::runtime_error {
 // Parses `APIGW_<NAME>_URL` values. Throws InvalidStore.
 Upstream parse_upstream_url(std::string name, std::string_view url);
 
-// Validates a whole store content. Throws InvalidStore.
+// Validates a whole store content. Throws InvalidStore. Beyond the rules of
+// each key: no key or value may hold a control character (C0, DEL, C1), and
+// route prefixes and replacement prefixes are URL paths starting with '/'
+// (RFC 3986 pchar and '/', %HH escapes well formed, UTF-8 beyond ASCII allowed).
 std::shared_ptr<const Snapshot> build_snapshot(const KvMap& kv, std::uint64_t version = 0,
                                                std::string etag = {});
 
@@ -108,7 +112,10 @@ class Store {
 };
 
 // The embedded `file` backend: a KVS JSON file written atomically
-// (temp file, fsync, rename, fsync of the folder).
+// (temp file, fsync, rename, fsync of the folder). The temp file has a random
+// name and is created exclusively (mkostemp), so a symlink planted in the
+// folder is never followed. File mode: a new store file is 0600; when the
+// store file already exists, the new version keeps its permission bits.
 class FileBackend : public StoreBackend {
  public:
   explicit FileBackend(std::filesystem::path path);

@@ -1,4 +1,6 @@
 #include <openssl/crypto.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <boost/asio/ip/address.hpp>
 #include <cstdlib>
@@ -20,6 +22,12 @@ std::string load_admin_token(const Config& config) {
     while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' '))
       token.pop_back();
     if (token.empty()) throw ConfigError("admin.token_file: " + config.admin.token_file.string() + " is empty");
+    // Whoever can read the token can change the routing: say so (never the token itself).
+    struct stat st {};
+    if (::stat(config.admin.token_file.c_str(), &st) == 0 && (st.st_mode & 044) != 0)
+      spdlog::warn(
+          "admin.token_file: {} is readable by group or others (mode {:03o}); run chmod 600 {}",
+          config.admin.token_file.string(), st.st_mode & 0777, config.admin.token_file.string());
   } else if (!config.admin.token_env.empty()) {
     const char* value = std::getenv(config.admin.token_env.c_str());
     if (!value || !*value)

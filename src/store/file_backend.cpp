@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <system_error>
 
@@ -34,6 +36,13 @@ void write_all(int fd, const std::string& data, const std::filesystem::path& pat
     p += n;
     left -= static_cast<std::size_t>(n);
   }
+}
+
+// The permission bits of the file at `path`, when it is a regular file.
+std::optional<mode_t> existing_mode(const std::filesystem::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  return st.st_mode & 0777;  // never set-id or sticky bits
 }
 
 void fsync_dir(const std::filesystem::path& dir) {
@@ -83,10 +92,21 @@ void FileBackend::persist(const KvMap& kv) {
   const std::string text = to_kvs_json(kv);
   const auto dir = path_.has_parent_path() ? path_.parent_path() : std::filesystem::path(".");
   std::filesystem::create_directories(dir);
-  const auto tmp = dir / ("." + path_.filename().string() + ".tmp." + std::to_string(::getpid()));
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::system_error(errno, std::generic_category(), "create " + tmp.string());
+  // A name nobody can guess, created only if nothing (not even a symlink) is
+  // there yet: mkostemp opens with O_CREAT|O_EXCL, so a link planted at a
+  // predictable name (the pid used to be the suffix) can no longer redirect
+  // the write to another file. It creates the file 0600, whatever the umask.
+  std::string tmp_name = (dir / ("." + path_.filename().string() + ".tmp.XXXXXX")).string();
+  int fd = ::mkostemp(tmp_name.data(), O_CLOEXEC);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "create " + tmp_name);
+  const std::filesystem::path tmp = tmp_name;
   try {
+    // The store holds upstream URLs and routes: a new store file is the
+    // owner's alone. An existing one keeps the mode its operator gave it (a
+    // group that reads it), or every write would silently undo a chmod.
+    const mode_t mode = existing_mode(path_).value_or(0600);
+    if (::fchmod(fd, mode) != 0)
+      throw std::system_error(errno, std::generic_category(), "chmod " + tmp_name);
     write_all(fd, text, tmp);
     if (::fsync(fd) != 0) throw std::system_error(errno, std::generic_category(), "fsync");
   } catch (...) {

@@ -35,7 +35,9 @@ std::string printable(std::string_view text) {
   while (!text.empty()) {
     const auto c = static_cast<unsigned char>(text[0]);
     const std::size_t n = utf8_sequence(text);
-    if (n == 0 || c < 0x20 || c == 0x7F) {
+    // C1 controls (U+0080..U+009F, C2 80..C2 9F) too: U+009B is CSI to some terminals.
+    const bool c1 = n == 2 && c == 0xC2 && static_cast<unsigned char>(text[1]) <= 0x9F;
+    if (n == 0 || c < 0x20 || c == 0x7F || c1) {
       out += "\\x";
       out += hex[c >> 4];
       out += hex[c & 15];

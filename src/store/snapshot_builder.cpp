@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <charconv>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <string_view>
 
 #include "figshift/store.hpp"
 
@@ -34,6 +36,40 @@ bool valid_utf8(std::string_view text) {
     i += length;
   }
   return true;
+}
+
+// Control characters: C0 (0x00-0x1F), DEL and C1 (U+0080-U+009F). Refused in
+// every key and value: the store's content reaches request lines, Location
+// headers, log lines and terminals (`figshift status`), where a CR LF splits a
+// message and an ESC or CSI drives the terminal. Expects valid UTF-8.
+struct ControlAt {
+  std::size_t offset;
+  std::string shown;  // \x0d, or U+009B: never the raw character
+};
+
+std::optional<ControlAt> find_control(std::string_view text) {
+  static constexpr char hex[] = "0123456789abcdef", upper_hex[] = "0123456789ABCDEF";
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7F)  // shown as InvalidStore escapes it, so both read alike
+      return ControlAt{i, std::string("\\x") + hex[c >> 4] + hex[c & 15]};
+    // In valid UTF-8, 0xC2 is always a lead byte; C2 80..C2 9F encode U+0080..U+009F.
+    if (c == 0xC2 && i + 1 < text.size()) {
+      const auto next = static_cast<unsigned char>(text[i + 1]);
+      if (next <= 0x9F)
+        return ControlAt{i, std::string("U+00") + upper_hex[next >> 4] + upper_hex[next & 15]};
+    }
+  }
+  return std::nullopt;
+}
+
+// `text` in quotes, cut to a readable length on a character boundary.
+std::string in_quotes(std::string_view text) {
+  constexpr std::size_t limit = 64;
+  if (text.size() <= limit) return "\"" + std::string(text) + "\"";
+  std::size_t cut = limit;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return "\"" + std::string(text.substr(0, cut)) + "\xE2\x80\xA6\"";
 }
 
 bool upstream_name(std::string_view name) {
@@ -86,20 +122,55 @@ struct RouteSpec {
   std::optional<std::string> replacement;
 };
 
+// What a URL path holds unencoded (RFC 3986 pchar and '/'): unreserved
+// ALPHA DIGIT - . _ ~, sub-delims ! $ & ' ( ) * + , ; = and : @ /. Anything else
+// ('?', '#', space, '"', '<', '\\', CR, LF, ...) would end the path, or the
+// request line or header the path is written into.
+bool url_path_char(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         std::string_view("-._~!$&'()*+,;=:@/").find(static_cast<char>(c)) !=
+             std::string_view::npos;
+}
+
+bool hex_digit(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+// Refuses a route prefix or replacement prefix (`what`) that is not a URL path
+// starting with '/'. Beyond ASCII, UTF-8 characters are let through as an IRI
+// path (RFC 3987) holds them: they cannot end a request line or a header, and
+// control characters among them were refused before.
+void check_url_path(const std::string& key, const std::string& what, std::string_view path) {
+  if (!path.starts_with('/'))
+    bad(key, "the " + what + " " + in_quotes(path) + " must start with '/'");
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    const auto c = static_cast<unsigned char>(path[i]);
+    if (c == '%') {
+      if (i + 2 >= path.size() || !hex_digit(path[i + 1]) || !hex_digit(path[i + 2]))
+        bad(key, "the " + what + " " + in_quotes(path) + " has " + in_quotes(path.substr(i, 3)) +
+                     " at byte " + std::to_string(i) +
+                     ", which is not a %HH escape ('%' and two hex digits)");
+      i += 2;
+    } else if (c < 0x80 && !url_path_char(c)) {
+      bad(key, "the " + what + " " + in_quotes(path) +
+                   " may only hold URL path characters (letters, digits, -._~!$&'()*+,;=:@/ and "
+                   "%HH escapes); '" +
+                   std::string(1, path[i]) + "' at byte " + std::to_string(i) + " is not one");
+    }
+  }
+}
+
 RouteSpec parse_route(const std::string& key, const std::string& value) {
   RouteSpec spec;
   spec.prefix = key.substr(6);
-  if (!spec.prefix.starts_with('/')) bad(key, "the prefix must start with '/'");
-  if (spec.prefix.find_first_of("?# \t") != std::string::npos)
-    bad(key, "the prefix must be a plain path (no query, fragment or spaces)");
+  check_url_path(key, "prefix", spec.prefix);
   const auto space = value.find(' ');
   spec.upstream = value.substr(0, space);
   if (!upstream_name(spec.upstream))
     bad(key, "value must be \"<NAME>\" or \"<NAME> <replacement-prefix>\" with NAME in [A-Z0-9]+");
   if (space != std::string::npos) {
     std::string replacement = value.substr(space + 1);
-    if (!replacement.starts_with('/') || replacement.find_first_of("?# \t") != std::string::npos)
-      bad(key, "the replacement prefix must be a plain path starting with '/'");
+    check_url_path(key, "replacement prefix", replacement);
     spec.replacement = std::move(replacement);
   }
   return spec;
@@ -122,6 +193,13 @@ std::shared_ptr<const Snapshot> build_snapshot(const KvMap& kv, std::uint64_t ve
       bad(key, "values must be at most " + std::to_string(max_value_bytes) + " bytes");
     if (!valid_utf8(key)) bad("(key)", "keys must be valid UTF-8");
     if (!valid_utf8(value)) bad(key, "values must be valid UTF-8");
+    if (const auto control = find_control(key))
+      bad(key, "keys may not hold control characters (" + control->shown + " at byte " +
+                   std::to_string(control->offset) + ")");
+    if (const auto control = find_control(value))
+      bad(key, "value " + in_quotes(value) + " holds a control character (" + control->shown +
+                   " at byte " + std::to_string(control->offset) +
+                   "); keys and values may not hold control characters");
     if (key.starts_with("APIGW_") && key.ends_with("_URL") && key.size() > 10) {
       std::string name = key.substr(6, key.size() - 10);
       if (!upstream_name(name)) bad(key, "upstream names must match [A-Z0-9]+");

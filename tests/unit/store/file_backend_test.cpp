@@ -1,5 +1,7 @@
 // FileBackend, open_store and reload_from_backend on real files in a temp folder.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -145,6 +147,95 @@ TEST(StoreFileBackend, LoadOfAnInvalidFileThrows) {
   write_text(path, "{\"data\": [");
   FileBackend backend(path);
   EXPECT_THROW(backend.load(), std::exception);
+}
+
+// ---- finding 7: the temp file, symlinks and file modes ----------------------
+
+// The temp name the backend used to write: predictable from the pid alone.
+fs::path old_temp_name(const fs::path& store) {
+  return store.parent_path() /
+         ("." + store.filename().string() + ".tmp." + std::to_string(::getpid()));
+}
+
+fs::perms mode_of(const fs::path& path) {
+  return fs::status(path).permissions() & fs::perms::mask;
+}
+
+// Sets the process umask for one scope (the unit tests are one process).
+class ScopedUmask {
+ public:
+  explicit ScopedUmask(mode_t mask) : old_(::umask(mask)) {}
+  ~ScopedUmask() { ::umask(old_); }
+  ScopedUmask(const ScopedUmask&) = delete;
+  ScopedUmask& operator=(const ScopedUmask&) = delete;
+
+ private:
+  mode_t old_;
+};
+
+TEST(StoreFileBackend, PersistDoesNotFollowASymlinkAtTheOldTempName) {
+  TempDir dir;
+  const auto path = dir / "kvs.json";
+  FileBackend backend(path);  // clears leftovers: plant the link after it
+  backend.persist(typical_store());
+  const auto victim = dir / "victim";
+  write_text(victim, "do not touch\n");
+  fs::create_symlink(victim, old_temp_name(path));
+  KvMap next = typical_store();
+  next["traffic-split"] = "77";
+  backend.persist(next);
+  EXPECT_EQ(read_text(victim), "do not touch\n");
+  EXPECT_FALSE(fs::is_symlink(path));
+  EXPECT_EQ(parse_kvs_json(read_text(path)), next);
+}
+
+TEST(StoreFileBackend, PersistDoesNotCreateTheTargetOfADanglingSymlink) {
+  TempDir dir;
+  const auto path = dir / "kvs.json";
+  FileBackend backend(path);
+  const auto target = dir / "created-through-the-link";
+  fs::create_symlink(target, old_temp_name(path));
+  backend.persist(typical_store());
+  EXPECT_FALSE(fs::exists(target));
+  EXPECT_EQ(parse_kvs_json(read_text(path)), typical_store());
+}
+
+TEST(StoreFileBackend, ANewStoreFileIsReadableByItsOwnerOnly) {
+  for (const mode_t mask : {mode_t{022}, mode_t{0}, mode_t{077}}) {
+    ScopedUmask umask(mask);
+    TempDir dir;
+    const auto path = dir / "kvs.json";
+    FileBackend backend(path);
+    backend.persist(typical_store());
+    EXPECT_EQ(mode_of(path), fs::perms::owner_read | fs::perms::owner_write) << "umask " << mask;
+  }
+}
+
+TEST(StoreFileBackend, AnExistingStoreFileKeepsItsMode) {
+  ScopedUmask umask(077);
+  for (const auto mode : {fs::perms(0640), fs::perms(0644), fs::perms(0600), fs::perms(0660)}) {
+    TempDir dir;
+    const auto path = dir / "kvs.json";
+    write_text(path, to_kvs_json(typical_store()));
+    fs::permissions(path, mode);
+    FileBackend backend(path);
+    KvMap next = typical_store();
+    next["traffic-split"] = "5";
+    backend.persist(next);
+    EXPECT_EQ(mode_of(path), mode);
+    EXPECT_EQ(parse_kvs_json(read_text(path)), next);
+  }
+}
+
+TEST(StoreFileBackend, LeftoverTempFilesAreClearedAtStart) {
+  TempDir dir;
+  const auto path = dir / "kvs.json";
+  write_text(dir / ".kvs.json.tmp.123", "half");
+  write_text(dir / ".kvs.json.tmp.aB3xYz", "half");
+  write_text(dir / "other.json", "{}");
+  FileBackend backend(path);
+  backend.persist(typical_store());
+  EXPECT_EQ(entries(dir.path()), (std::vector<std::string>{"kvs.json", "other.json"}));
 }
 
 TEST(StoreOpenStore, SeedsFromTheSeedFileWhenPathIsMissing) {
