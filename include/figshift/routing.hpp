@@ -1,5 +1,5 @@
 #pragma once
-// The routing rule of DESIGN.md §1: pure functions over an immutable Snapshot.
+// The routing rule of docs/design.md §1: pure functions over an immutable Snapshot.
 // Thread-safety: every function here is pure; a Snapshot is immutable once
 // built and may be read from any number of threads. Nothing here does I/O.
 

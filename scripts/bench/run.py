@@ -121,7 +121,7 @@ def memory_kb(pids: list[int]) -> tuple[int, int]:
 
 
 def java_bucket(username: str) -> int:
-    """DESIGN.md §1 bucket for an ASCII username, empty salt (cross-checked against
+    """docs/design.md §1 bucket for an ASCII username, empty salt (cross-checked against
     `figshift bucket` during routing verification)."""
     h = 0
     for ch in username:
@@ -391,7 +391,7 @@ class Bench:
                     g = self.group_of(user, split)
                     if g != ("new" if java_bucket(user) < split else "legacy"):
                         raise BenchError(f"`figshift bucket {user}` disagrees with the "
-                                         "benchmark's Java hashCode (DESIGN.md §1)")
+                                         "benchmark's Java hashCode (docs/design.md §1)")
                 elif split == 0:
                     g = "legacy"
                 elif split == 100:

@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
   status->add_flag("--json", status_json, "print GET /admin/status as is");
 
   auto* kv =
-      app.add_subcommand("kv", "read and write the routing store (keys: DESIGN.md section 2)");
+      app.add_subcommand("kv", "read and write the routing store (keys: docs/design.md section 2)");
   kv->require_subcommand(1);
   std::string kv_key, kv_value, kv_if_match, kv_file, kv_output, kv_match;
   bool kv_json = false, kv_replace = false;

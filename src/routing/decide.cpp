@@ -1,4 +1,4 @@
-// The routing rule of DESIGN.md §1, step by step: who is the user, which
+// The routing rule of docs/design.md §1, step by step: who is the user, which
 // bucket, which group, which upstream, which target.
 
 #include <cassert>

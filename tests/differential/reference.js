@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The user and bucket of DESIGN.md §1 as the original CloudFront function
+// The user and bucket of docs/design.md §1 as the original CloudFront function
 // computed them in JavaScript, plus a deterministic generator of
 // Authorization header values. For every generated header it writes one JSON
 // line {"authorization", "salt", "bucket", "units"} to the file named by
@@ -223,7 +223,7 @@ function main() {
   const count = Number(process.argv[3] || 10000);
   const seed = Number(process.argv[4] || 0x5eed);
 
-  // The reference values of DESIGN.md §1 first: if the reference itself
+  // The reference values of docs/design.md §1 first: if the reference itself
   // drifted, everything below would be worthless.
   const table = { hello: 70, '': 48, Aa: 60, BB: 60, polygenelubricants: 0, 'Zo\u00eb': 14, '\u{1F600}': 47, user42: 41 };
   for (const [name, bucket] of Object.entries(table)) {

@@ -1,5 +1,5 @@
 // Basic-auth parsing, WHATWG UTF-8 -> UTF-16 and the Java hash / bucket on
-// arbitrary bytes: never a crash, and the invariants of DESIGN.md §1.
+// arbitrary bytes: never a crash, and the invariants of docs/design.md §1.
 
 #include <openssl/evp.h>
 

@@ -18,7 +18,7 @@ namespace {
 using figshift::fuzz::as_view;
 using figshift::fuzz::split;
 
-// Written from the definition (DESIGN.md §1 step 4), not from the implementation:
+// Written from the definition (docs/design.md §1 step 4), not from the implementation:
 // the path is the prefix, or continues it with a new segment, or the prefix
 // itself ends a segment.
 bool oracle_matches(const std::string& prefix, const std::string& path) {

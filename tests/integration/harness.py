@@ -3,7 +3,7 @@
 Python 3 standard library only. Everything binds to loopback on port 0.
 
 Pieces:
-  * java_hash / bucket_of   an independent implementation of DESIGN.md section 1
+  * java_hash / bucket_of   an independent implementation of docs/design.md section 1
   * Upstream / start_upstream      echo HTTP(S) servers (ThreadingHTTPServer, keep-alive)
   * HangServer, RawServer, closed_port   misbehaving upstreams
   * Pki                      a test CA and server certificates made by the openssl CLI
@@ -65,7 +65,7 @@ def bucket_of(username: str, salt: str = "") -> int:
     return (java_hash(salt + username) + (1 << 31)) % 100
 
 
-# DESIGN.md section 1 reference table: username -> (hashCode, bucket)
+# docs/design.md section 1 reference table: username -> (hashCode, bucket)
 REFERENCE = {
     "hello": (99162322, 70),
     "": (0, 48),

@@ -1,4 +1,4 @@
-"""Routing through the real daemon: DESIGN.md section 1, forwarding, redirect mode."""
+"""Routing through the real daemon: docs/design.md section 1, forwarding, redirect mode."""
 
 import base64
 import http.client
@@ -33,7 +33,7 @@ class RoutingTest(h.FigTestCase):
         return kv
 
     def expected(self, user, split, path):
-        """(upstream, upstream path) per DESIGN.md section 1 with the table above."""
+        """(upstream, upstream path) per docs/design.md section 1 with the table above."""
         if user is None or bucket_of(user) >= split:
             return "A", path
         p = path.split("?")[0]

@@ -1,4 +1,4 @@
-// parse_config / load_config: the --config JSON file of DESIGN.md §3.
+// parse_config / load_config: the --config JSON file of docs/design.md §3.
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <unistd.h>

@@ -1,5 +1,5 @@
 // UpstreamError -> the client's status: timeouts are 504, everything else 502
-// (DESIGN.md §3).
+// (docs/design.md §3).
 #include <gtest/gtest.h>
 
 #include <set>

@@ -32,7 +32,7 @@ Snapshot make_snapshot(int split) {
   return s;
 }
 
-// Buckets from DESIGN.md §1: polygenelubricants 0, Zoë 14, user42 41, hello 70.
+// Buckets from docs/design.md §1: polygenelubricants 0, Zoë 14, user42 41, hello 70.
 const std::string low = basic_header("polygenelubricants");
 const std::string high = basic_header("hello");
 

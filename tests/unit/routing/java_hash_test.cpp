@@ -12,7 +12,7 @@ namespace {
 
 using routing_test::basic_header;
 
-// DESIGN.md §1, reference values (salt empty).
+// docs/design.md §1, reference values (salt empty).
 struct Reference {
   std::string_view utf8;
   std::u16string_view utf16;
