@@ -235,15 +235,22 @@ class RoutingTest(h.FigTestCase):
         self.assertEqual(hd.get("accept"), "application/json")
         self.assertEqual(r.echo["method"], "GET")
 
-        # an existing X-Forwarded-For gets the client appended
+        # an untrusted client's X-Forwarded-For is replaced (it could name any address)
         r = d.request("GET", "/anything", {"X-Forwarded-For": "203.0.113.9", "Host": "h.example"})
+        self.assertRoutedTo(r, "A", "/anything")
+        self.assertEqual(r.echo["headers"]["x-forwarded-for"], "127.0.0.1")
+        self.assertEqual(r.echo["headers"]["host"], "127.0.0.1:%d" % self.a.port)
+
+        # a trusted proxy's X-Forwarded-For gets the client appended
+        d2 = self.daemon(self.store(100), config={"trusted_proxies": ["127.0.0.1"]})
+        r = d2.request("GET", "/anything", {"X-Forwarded-For": "203.0.113.9", "Host": "h.example"})
         self.assertRoutedTo(r, "A", "/anything")
         xff = [p.strip() for p in r.echo["headers"]["x-forwarded-for"].split(",")]
         self.assertEqual(xff, ["203.0.113.9", "127.0.0.1"])
-        self.assertEqual(r.echo["headers"]["host"], "127.0.0.1:%d" % self.a.port)
 
     def test_x_forwarded_for_over_several_header_lines(self):
-        d = self.daemon(self.store(0))
+        # from a trusted proxy (trusted_proxies) every line is kept
+        d = self.daemon(self.store(0), config={"trusted_proxies": ["127.0.0.0/8"]})
         raw = h.raw_exchange(d.port, b"GET /xff HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.1\r\n"
                              b"X-Forwarded-For: 198.51.100.2, 192.0.2.3\r\n\r\n")
         self.assertEqual(raw.status, 200, raw)
