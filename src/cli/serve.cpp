@@ -72,8 +72,8 @@ int run_serve(const std::string& config_path) {
   try {
     config = load_config(config_path);
     check_tls_files(config);
+    setup_logging(config.log_level);  // first: loading the token may warn (a readable token file)
     admin_token = load_admin_token(config);
-    setup_logging(config.log_level);
     store = open_store(config.store.path, config.store.seed);
   } catch (const std::exception& e) {
     std::cerr << "figshift: " << e.what() << "\n";
