@@ -1,8 +1,9 @@
 #pragma once
 // The admin HTTP API (docs/admin-api.md) on its own listener. It reads and writes
 // only through the Store and never touches the workers.
-// Thread-safety: runs on the io_context given to it (one thread); set_draining
-// may be called from any thread.
+// Thread-safety: runs on the io_context given to it (one thread); the
+// AdminContext callbacks are called on that thread.
+// Lifetime: the io_context, the Config and AdminContext::store must outlive the AdminServer.
 
 #include <chrono>
 #include <functional>
@@ -10,8 +11,8 @@
 #include <string>
 
 #include "figshift/config.hpp"
-#include "figshift/store.hpp"
-#include "figshift/telemetry.hpp"
+#include "figshift/store/store.hpp"
+#include "figshift/telemetry/stats.hpp"
 
 namespace boost::asio {
 class io_context;

@@ -1,5 +1,7 @@
 #pragma once
 // The subcommands of the `figshift` binary. Each returns the process exit code.
+// Thread-safety: each runs on the calling thread and owns the process while it
+// runs (signal handlers, standard output): call one at a time, from main.
 
 #include <cstdint>
 #include <string>

@@ -3,6 +3,7 @@
 // acceptors, upstream connection pool and snapshot pointer.
 // Thread-safety: construct, start, drain and join from one control thread;
 // publish() may be called from any thread (it only posts to the workers).
+// Lifetime: the Server keeps its own copy of the Config.
 
 #include <chrono>
 #include <memory>
@@ -11,7 +12,7 @@
 
 #include "figshift/config.hpp"
 #include "figshift/routing.hpp"
-#include "figshift/telemetry.hpp"
+#include "figshift/telemetry/stats.hpp"
 
 namespace figshift {
 

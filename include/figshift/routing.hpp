@@ -2,6 +2,8 @@
 // The routing rule of docs/design.md §1: pure functions over an immutable Snapshot.
 // Thread-safety: every function here is pure; a Snapshot is immutable once
 // built and may be read from any number of threads. Nothing here does I/O.
+// Lifetime: a Decision points into the Snapshot it was decided from, which
+// must outlive it.
 
 #include <cstdint>
 #include <optional>

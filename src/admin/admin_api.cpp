@@ -1,6 +1,9 @@
 #include "admin/admin_api.hpp"
 
 #include "admin/dashboard.hpp"
+#include "figshift/store/kvs_format.hpp"
+#include "figshift/store/store.hpp"
+#include "figshift/telemetry/prometheus.hpp"
 
 #include <nlohmann/json.hpp>
 

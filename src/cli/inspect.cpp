@@ -8,7 +8,9 @@
 #include "figshift/cli.hpp"
 #include "figshift/config.hpp"
 #include "figshift/proxy.hpp"
-#include "figshift/store.hpp"
+#include "figshift/store/kv_map.hpp"
+#include "figshift/store/kvs_format.hpp"
+#include "figshift/store/snapshot_builder.hpp"
 
 namespace figshift::cli {
 

@@ -12,7 +12,8 @@
 
 #include "admin_client.hpp"
 #include "figshift/cli.hpp"
-#include "figshift/store.hpp"
+#include "figshift/store/kv_map.hpp"
+#include "figshift/store/kvs_format.hpp"
 
 namespace figshift::cli {
 namespace {

@@ -14,7 +14,8 @@
 #include "figshift/cli.hpp"
 #include "figshift/config.hpp"
 #include "figshift/proxy.hpp"
-#include "figshift/store.hpp"
+#include "figshift/store/file_backend.hpp"
+#include "figshift/store/store.hpp"
 
 namespace figshift::cli {
 namespace {

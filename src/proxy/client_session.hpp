@@ -13,7 +13,8 @@
 #include <vector>
 
 #include "figshift/routing.hpp"
-#include "figshift/telemetry.hpp"
+#include "figshift/telemetry/access_log.hpp"
+#include "figshift/telemetry/stats.hpp"
 #include "proxy/client_stream.hpp"
 #include "proxy/exchange.hpp"
 #include "proxy/http_rewrite.hpp"

@@ -12,6 +12,7 @@
 #include <boost/beast/http/read.hpp>
 #include <chrono>
 
+#include "figshift/telemetry/stats.hpp"
 #include "proxy/client_session.hpp"
 #include "proxy/send_now.hpp"
 #include "proxy/worker.hpp"

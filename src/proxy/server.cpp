@@ -8,6 +8,8 @@
 #include <thread>
 
 #include "figshift/proxy.hpp"
+#include "figshift/telemetry/access_log.hpp"
+#include "figshift/telemetry/stats.hpp"
 #include "proxy/tls_contexts.hpp"
 #include "proxy/worker.hpp"
 

@@ -14,7 +14,8 @@
 
 #include "figshift/config.hpp"
 #include "figshift/routing.hpp"
-#include "figshift/telemetry.hpp"
+#include "figshift/telemetry/access_log.hpp"
+#include "figshift/telemetry/stats.hpp"
 #include "proxy/body_budget.hpp"
 #include "proxy/exchange.hpp"
 #include "proxy/io_types.hpp"

@@ -12,7 +12,10 @@
 #include <sstream>
 #include <system_error>
 
-#include "figshift/store.hpp"
+#include "figshift/store/file_backend.hpp"
+#include "figshift/store/kv_map.hpp"
+#include "figshift/store/kvs_format.hpp"
+#include "figshift/store/store.hpp"
 
 namespace figshift {
 namespace {
@@ -122,21 +125,6 @@ void FileBackend::persist(const KvMap& kv) {
   }
   fsync_dir(dir);
   remember_stat();
-}
-
-WriteResult reload_from_backend(Store& store) {
-  std::optional<KvMap> kv;
-  try {
-    kv = store.backend().load();
-  } catch (const std::exception& e) {
-    store.count_reload_failure();
-    return {WriteStatus::invalid, e.what(), store.etag()};
-  }
-  if (!kv) {
-    store.count_reload_failure();
-    return {WriteStatus::invalid, store.backend().describe() + " has disappeared", store.etag()};
-  }
-  return store.replace(*kv, false);
 }
 
 std::unique_ptr<Store> open_store(const std::filesystem::path& path,

@@ -3,7 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "figshift/store.hpp"
+#include "figshift/store/kv_map.hpp"
+#include "figshift/store/kvs_format.hpp"
 
 namespace figshift {
 namespace {

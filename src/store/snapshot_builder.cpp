@@ -6,7 +6,9 @@
 #include <optional>
 #include <string_view>
 
-#include "figshift/store.hpp"
+#include "figshift/store/kv_map.hpp"
+#include "figshift/store/snapshot_builder.hpp"
+#include "figshift/store/upstream_url.hpp"
 
 namespace figshift {
 namespace {

@@ -1,6 +1,10 @@
 #include <spdlog/spdlog.h>
 
-#include "figshift/store.hpp"
+#include "figshift/store/backend.hpp"
+#include "figshift/store/kv_map.hpp"
+#include "figshift/store/kvs_format.hpp"
+#include "figshift/store/snapshot_builder.hpp"
+#include "figshift/store/store.hpp"
 
 namespace figshift {
 
@@ -118,6 +122,21 @@ WriteResult Store::commit_locked(KvMap next, bool persist) {
   spdlog::info("store version {} published (etag {}, {} keys)", version_, etag_, kv_.size());
   for (const auto& listener : listeners_) listener(snapshot_);
   return {WriteStatus::ok, {}, etag_};
+}
+
+WriteResult reload_from_backend(Store& store) {
+  std::optional<KvMap> kv;
+  try {
+    kv = store.backend().load();
+  } catch (const std::exception& e) {
+    store.count_reload_failure();
+    return {WriteStatus::invalid, e.what(), store.etag()};
+  }
+  if (!kv) {
+    store.count_reload_failure();
+    return {WriteStatus::invalid, store.backend().describe() + " has disappeared", store.etag()};
+  }
+  return store.replace(*kv, false);
 }
 
 }  // namespace figshift

@@ -1,7 +1,8 @@
 #include <cctype>
 #include <charconv>
 
-#include "figshift/store.hpp"
+#include "figshift/store/kv_map.hpp"
+#include "figshift/store/upstream_url.hpp"
 
 namespace figshift {
 namespace {

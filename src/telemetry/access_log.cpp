@@ -17,7 +17,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "figshift/telemetry.hpp"
+#include "figshift/telemetry/access_log.hpp"
 
 namespace figshift {
 namespace {

@@ -2,7 +2,8 @@
 
 #include <algorithm>
 
-#include "figshift/telemetry.hpp"
+#include "figshift/telemetry/prometheus.hpp"
+#include "figshift/telemetry/stats.hpp"
 
 namespace figshift {
 namespace {

@@ -1,6 +1,6 @@
 #include <algorithm>
 
-#include "figshift/telemetry.hpp"
+#include "figshift/telemetry/stats.hpp"
 
 namespace figshift {
 

@@ -25,7 +25,7 @@
 
 #include "figshift/config.hpp"
 #include "figshift/routing.hpp"
-#include "figshift/store.hpp"
+#include "figshift/store/snapshot_builder.hpp"
 #include "fuzz_support.hpp"
 #include "proxy/exchange.hpp"
 #include "proxy/http_rewrite.hpp"

@@ -16,7 +16,11 @@
 #include <stdexcept>
 #include <string>
 
-#include "figshift/store.hpp"
+#include "figshift/store/backend.hpp"
+#include "figshift/store/kv_map.hpp"
+#include "figshift/store/kvs_format.hpp"
+#include "figshift/store/snapshot_builder.hpp"
+#include "figshift/store/store.hpp"
 #include "fuzz_support.hpp"
 
 namespace {

@@ -9,7 +9,7 @@
 #include <boost/beast/http/verb.hpp>
 #include <string>
 
-#include "figshift/store.hpp"
+#include "figshift/store/upstream_url.hpp"
 #include "proxy/http_rewrite.hpp"
 
 namespace figshift::proxy {

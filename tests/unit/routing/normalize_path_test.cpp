@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "figshift/routing.hpp"
-#include "figshift/store.hpp"
+#include "figshift/store/snapshot_builder.hpp"
 
 namespace figshift {
 namespace {

@@ -10,7 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "figshift/store.hpp"
+#include "figshift/store/kv_map.hpp"
+#include "figshift/store/snapshot_builder.hpp"
+#include "figshift/store/store.hpp"
 #include "store_test_support.hpp"
 
 namespace figshift {

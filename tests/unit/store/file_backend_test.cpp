@@ -8,7 +8,10 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "figshift/store.hpp"
+#include "figshift/store/file_backend.hpp"
+#include "figshift/store/kv_map.hpp"
+#include "figshift/store/kvs_format.hpp"
+#include "figshift/store/store.hpp"
 #include "store_test_support.hpp"
 
 namespace figshift {

@@ -5,7 +5,8 @@
 #include <set>
 #include <string>
 
-#include "figshift/store.hpp"
+#include "figshift/store/kv_map.hpp"
+#include "figshift/store/kvs_format.hpp"
 #include "store_test_support.hpp"
 
 namespace figshift {

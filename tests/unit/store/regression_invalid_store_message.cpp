@@ -10,7 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "figshift/store.hpp"
+#include "figshift/store/kv_map.hpp"
+#include "figshift/store/snapshot_builder.hpp"
 #include "store_test_support.hpp"
 
 namespace figshift::store_test {

@@ -3,7 +3,9 @@
 
 #include <string>
 
-#include "figshift/store.hpp"
+#include "figshift/store/kv_map.hpp"
+#include "figshift/store/kvs_format.hpp"
+#include "figshift/store/snapshot_builder.hpp"
 #include "store_test_support.hpp"
 
 namespace figshift {

@@ -16,7 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "figshift/store.hpp"
+#include "figshift/store/backend.hpp"
+#include "figshift/store/kv_map.hpp"
+#include "figshift/store/snapshot_builder.hpp"
+#include "figshift/store/store.hpp"
 
 namespace figshift::store_test {
 

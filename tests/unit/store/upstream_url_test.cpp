@@ -3,7 +3,8 @@
 
 #include <string>
 
-#include "figshift/store.hpp"
+#include "figshift/store/kv_map.hpp"
+#include "figshift/store/upstream_url.hpp"
 #include "store_test_support.hpp"
 
 namespace figshift {
