@@ -128,11 +128,28 @@ TEST(ProxyExchangePool, KeepsAtMostItsLimit) {
   ExchangePool pool(1);
   auto a = pool.take();
   auto b = pool.take();
+  // Marks that survive give() (a kept string's capacity, under max_kept_bytes),
+  // so an exchange can be told from a new one even when the allocator hands a
+  // freed one's address out again.
+  constexpr std::size_t a_mark = 4000;
+  constexpr std::size_t b_mark = 8000;
+  static_assert(b_mark <= Exchange::max_kept_bytes);
+  a->upstream_head.reserve(a_mark);
+  b->upstream_head.reserve(b_mark);
+  ASSERT_LT(Exchange().upstream_head.capacity(), a_mark) << "a new exchange must not look marked";
   Exchange* kept = a.get();
   pool.give(std::move(a));
   pool.give(std::move(b));  // beyond the limit: freed
-  EXPECT_EQ(pool.take().get(), kept);
-  EXPECT_NE(pool.take().get(), nullptr);  // a new one
+
+  auto first = pool.take();
+  EXPECT_EQ(first.get(), kept);
+  EXPECT_GE(first->upstream_head.capacity(), a_mark) << "the kept exchange is a";
+  EXPECT_LT(first->upstream_head.capacity(), b_mark);
+  auto second = pool.take();  // the pool is empty again: a new one
+  ASSERT_NE(second, nullptr);
+  EXPECT_NE(second.get(), first.get());
+  EXPECT_LT(second->upstream_head.capacity(), a_mark)
+      << "b, given beyond the limit, was kept instead of freed";
 }
 
 }  // namespace

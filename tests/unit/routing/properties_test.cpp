@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "figshift/routing.hpp"
 #include "routing_test_support.hpp"
@@ -87,15 +89,30 @@ TEST(RoutingProperties, ValidUtf8DecodesToItsUtf16AndHashesLikeTheClosedForm) {
 TEST(RoutingProperties, SameInputSameBucketAndAlwaysInRange) {
   std::mt19937 rng(7);
   std::array<int, 100> seen{};
+  std::vector<std::pair<std::string, int>> first_pass;
   for (int i = 0; i < iterations; ++i) {
-    const std::string bytes = (i % 2 == 0) ? random_name(rng).utf8 : random_bytes(rng);
-    const int bucket = bucket_of(bytes);
+    int bucket = -1;
+    std::string bytes;
+    if (i % 2 == 0) {
+      const Name name = random_name(rng);
+      bytes = name.utf8;
+      bucket = bucket_of(bytes);
+      // Valid UTF-8 has a known answer: the closed form over its UTF-16.
+      ASSERT_EQ(bucket, routing_test::bucket_closed_form(routing_test::java_hash_closed_form(name.utf16)))
+          << i;
+    } else {
+      bytes = random_bytes(rng);
+      bucket = bucket_of(bytes);
+    }
     ASSERT_GE(bucket, 0);
     ASSERT_LT(bucket, 100);
-    ASSERT_EQ(bucket_of(bytes), bucket);
-    ASSERT_EQ(bucket_of(std::string(bytes)), bucket);  // no hidden state
+    first_pass.emplace_back(bytes, bucket);
     ++seen[static_cast<std::size_t>(bucket)];
   }
+  // No hidden state: the same inputs, asked again in the reverse order (each
+  // call after a different one than the first time), give the same buckets.
+  for (auto it = first_pass.rbegin(); it != first_pass.rend(); ++it)
+    ASSERT_EQ(bucket_of(std::string(it->first)), it->second);
   // 5000 names over 100 buckets: every bucket gets some (expected 50 each).
   for (int count : seen) EXPECT_GT(count, 10);
 }
@@ -105,10 +122,9 @@ TEST(RoutingProperties, HashOfConcatenationIsSeededHash) {
   for (int i = 0; i < iterations; ++i) {
     const Name a = random_name(rng);
     const Name b = random_name(rng);
-    ASSERT_EQ(java_hash_code(a.utf16 + b.utf16), java_hash_code(b.utf16, java_hash_code(a.utf16)));
-    ASSERT_EQ(
-        bucket_of(b.utf8, a.utf8),
-        routing_test::bucket_closed_form(routing_test::java_hash_closed_form(a.utf16 + b.utf16)));
+    const std::int32_t whole = routing_test::java_hash_closed_form(a.utf16 + b.utf16);
+    ASSERT_EQ(java_hash_code(b.utf16, java_hash_code(a.utf16)), whole);
+    ASSERT_EQ(bucket_of(b.utf8, a.utf8), routing_test::bucket_closed_form(whole));
   }
 }
 
@@ -116,7 +132,17 @@ TEST(RoutingProperties, DecideMatchesBucketOfThroughTheHeader) {
   std::mt19937 rng(4242);
   const Snapshot s = snapshot_with_split(50);
   for (int i = 0; i < iterations; ++i) {
-    const std::string bytes = (i % 2 == 0) ? random_name(rng).utf8 : random_bytes(rng);
+    if (i % 2 == 0) {
+      // A valid name: the bucket the closed form gives for its UTF-16.
+      const Name name = random_name(rng);
+      const std::string header = basic_header(name.utf8, "pw");
+      const Decision d = decide({.target = "/", .authorization = header}, s, 0);
+      ASSERT_EQ(d.bucket, routing_test::bucket_closed_form(routing_test::java_hash_closed_form(name.utf16)))
+          << i;
+      continue;
+    }
+    // Random bytes (invalid UTF-8 too): decide() agrees with bucket_of() on the username part.
+    const std::string bytes = random_bytes(rng);
     const std::string header = basic_header(bytes, "pw");
     const Decision d = decide({.target = "/", .authorization = header}, s, 0);
     if (bytes.find(':') != std::string::npos) {
