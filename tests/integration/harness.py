@@ -5,11 +5,13 @@ Python 3 standard library only. Everything binds to loopback on port 0.
 Pieces:
   * java_hash / bucket_of   an independent implementation of docs/design.md section 1
   * Upstream / start_upstream      echo HTTP(S) servers (ThreadingHTTPServer, keep-alive)
-  * HangServer, RawServer, closed_port   misbehaving upstreams
+  * HangServer, RawServer, canned_upstream, closed_port   misbehaving upstreams
+  * migration_store          the store most suites start from (A legacy, /orders on B1, a B2 route)
   * Pki                      a test CA and server certificates made by the openssl CLI
   * Daemon                   writes config + seed into a temp dir, runs `figshift serve`
   * request / raw_exchange   clients (http.client and raw sockets)
   * FigTestCase              unittest base class that prints daemon logs on failure
+  * UpstreamsMixin / ThreeUpstreamsMixin   echo upstreams A, B1 (and B2) started in setUp
 
 Run `python3 harness.py selftest` (or test_harness.py) to check the harness
 itself without the daemon.
@@ -28,6 +30,7 @@ import signal
 import socket
 import socketserver
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -441,6 +444,27 @@ def HangServer() -> RawServer:
     return RawServer()
 
 
+def _answer_once(conn, response: bytes, reset: bool):
+    conn.settimeout(5)
+    try:
+        conn.recv(65536)  # (the start of) the request
+        if not reset:
+            conn.sendall(response)
+    except OSError:
+        pass
+    finally:
+        if reset:  # SO_LINGER 0: close() sends an RST
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+
+
+def canned_upstream(response: bytes = b"", reset: bool = False) -> RawServer:
+    """A broken or hostile upstream: on every connection it reads the request,
+    sends `response` as is (any bytes: garbage, malformed HTTP, nothing) and
+    closes; with reset=True it sends nothing and closes with an RST."""
+    return RawServer(lambda conn: _answer_once(conn, response, reset))
+
+
 def closed_port() -> int:
     """A loopback port that nothing listens on (bound then closed)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -559,6 +583,27 @@ def kvs_json(store) -> str:
     """dict or list of (key, value) -> CloudFront KVS import JSON text."""
     items = store.items() if isinstance(store, dict) else store
     return json.dumps({"data": [{"key": k, "value": v} for k, v in items]}, indent=2, ensure_ascii=False)
+
+
+def _url(upstream) -> str:
+    return upstream if isinstance(upstream, str) else upstream.url()
+
+
+def migration_store(a, b1, b2=None, split=50, b2_route: str | None = "/users", **extra) -> dict:
+    """The store most suites start from: A is the legacy upstream, /orders is
+    migrated to B1 as /v2/orders and, with b2, `b2_route` to B2 unchanged.
+
+    a, b1, b2: Upstreams (or URL strings); split: traffic-split; extra: keys
+    added or replaced, e.g. **{"hash-salt": "s"}."""
+    kv = {"APIGW_A_URL": _url(a), "APIGW_B1_URL": _url(b1)}
+    if b2 is not None:
+        kv["APIGW_B2_URL"] = _url(b2)
+    kv["route:/orders"] = "B1 /v2/orders"
+    if b2 is not None and b2_route is not None:
+        kv["route:" + b2_route] = "B2"
+    kv["traffic-split"] = str(split)
+    kv.update(extra)
+    return kv
 
 
 def _deep_merge(base: dict, over: dict) -> dict:
@@ -985,6 +1030,12 @@ class FigTestCase(unittest.TestCase):
         self.addCleanup(u.close)
         return u
 
+    def canned_upstream(self, response: bytes = b"", reset: bool = False) -> RawServer:
+        """canned_upstream(), closed at cleanup."""
+        srv = canned_upstream(response, reset)
+        self.addCleanup(srv.close)
+        return srv
+
     def assertRoutedTo(self, resp: Response, name: str, path: str | None = None, msg: str = ""):
         self.assertEqual(resp.status, 200, "%s: %r" % (msg, resp))
         echo = resp.echo
@@ -1001,6 +1052,30 @@ class FigTestCase(unittest.TestCase):
         self.assertIsInstance(j["error"], str)
         self.assertTrue(resp.headers.get("content-type", "").startswith("application/json"),
                         "%s: error content-type %r" % (msg, resp.headers.get("content-type")))
+
+
+class UpstreamsMixin:
+    """For a FigTestCase (list it first): setUp starts an echo upstream for each
+    name in UPSTREAMS, as self.a, self.b1 (, self.b2); migration_store() is the
+    module's migration_store() over them, with B2 serving B2_ROUTE."""
+
+    UPSTREAMS = ("A", "B1")
+    B2_ROUTE = "/users"
+
+    def setUp(self):
+        super().setUp()
+        for name in self.UPSTREAMS:
+            setattr(self, name.lower(), self.upstream(name))
+
+    def migration_store(self, split=50, **extra) -> dict:
+        b2 = self.b2 if "B2" in self.UPSTREAMS else None
+        return migration_store(self.a, self.b1, b2, split, self.B2_ROUTE, **extra)
+
+
+class ThreeUpstreamsMixin(UpstreamsMixin):
+    """UpstreamsMixin with A, B1 and B2."""
+
+    UPSTREAMS = ("A", "B1", "B2")
 
 
 # --------------------------------------------------------------------------

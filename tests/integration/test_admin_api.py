@@ -18,19 +18,12 @@ TOKEN = "s3cr3t-t0ken-for-the-admin-api"
 TOKEN_ENV = "FIGSHIFT_IT_ADMIN_TOKEN"
 
 
-class AdminTestCase(h.FigTestCase):
+class AdminTestCase(h.UpstreamsMixin, h.FigTestCase):
     token = None  # set: the daemon is started with admin.token_env and every call carries it
 
     def setUp(self):
         super().setUp()
-        self.a = self.upstream("A")
-        self.b1 = self.upstream("B1")
-        self.seed = {
-            "APIGW_A_URL": self.a.url(),
-            "APIGW_B1_URL": self.b1.url(),
-            "route:/orders": "B1 /v2/orders",
-            "traffic-split": "0",
-        }
+        self.seed = self.migration_store(0)
 
     def start(self, config=None, **kw):
         cfg = dict(config or {})

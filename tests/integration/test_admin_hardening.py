@@ -22,15 +22,12 @@ ALLOWED = "figshift-admin.internal"
 BATCH = json.dumps({"puts": [{"key": "traffic-split", "value": "100"}]}).encode()
 
 
-class HardeningTestCase(h.FigTestCase):
+class HardeningTestCase(h.UpstreamsMixin, h.FigTestCase):
     token = None
 
     def setUp(self):
         super().setUp()
-        self.a = self.upstream("A")
-        self.b1 = self.upstream("B1")
-        self.seed = {"APIGW_A_URL": self.a.url(), "APIGW_B1_URL": self.b1.url(),
-                     "route:/orders": "B1 /v2/orders", "traffic-split": "37"}
+        self.seed = self.migration_store(37)
 
     def start(self, config=None):
         cfg = dict(config or {})

@@ -48,23 +48,18 @@ class Result:
         return "exit %s\n--- stdout\n%s--- stderr\n%s" % (self.returncode, self.stdout, self.stderr)
 
 
-class ControlCliTest(h.FigTestCase):
+class ControlCliTest(h.ThreeUpstreamsMixin, h.FigTestCase):
+    B2_ROUTE = "/users"
+
     def setUp(self):
         super().setUp()
         self.tmp = tempfile.mkdtemp(prefix="figshift-ctl-")
         self.addCleanup(lambda: subprocess.run(["rm", "-rf", self.tmp]))
-        self.a = self.upstream("A")
-        self.b1 = self.upstream("B1")
-        self.b2 = self.upstream("B2")
 
     # -- helpers -------------------------------------------------------------
 
     def store(self, **extra):
-        s = {"APIGW_A_URL": self.a.url(), "APIGW_B1_URL": self.b1.url(), "APIGW_B2_URL": self.b2.url(),
-             "legacy-upstream": "A", "traffic-split": "0", "route:/orders": "B1 /v2/orders",
-             "route:/users": "B2"}
-        s.update(extra)
-        return s
+        return self.migration_store(0, **{"legacy-upstream": "A", **extra})
 
     def start(self, store=None, token=False):
         cfg = {"admin": {"token_env": TOKEN_ENV}} if token else None

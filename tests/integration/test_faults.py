@@ -107,24 +107,14 @@ def raw_get(s: socket.socket, path: str, headers: str = "") -> bytes:
     return data
 
 
-class FaultsCase(h.FigTestCase):
+class FaultsCase(h.UpstreamsMixin, h.FigTestCase):
+    """Upstreams A and B1; the store: self.migration_store(split), /orders on B1 as /v2/orders."""
+
     def setUp(self):
         super().setUp()
-        self.a = self.upstream("A")
-        self.b1 = self.upstream("B1")
         for u in (self.a, self.b1):  # http.server listens with a backlog of 5: too few for bursts of 400
             for srv in u.servers:
                 srv.socket.listen(1024)
-
-    def store(self, split=50, b1_url=None, **extra):
-        kv = {
-            "APIGW_A_URL": self.a.url(),
-            "APIGW_B1_URL": b1_url or self.b1.url(),
-            "route:/orders": "B1 /v2/orders",
-            "traffic-split": str(split),
-        }
-        kv.update(extra)
-        return kv
 
     def assertServes(self, d, why=""):
         self.assertTrue(d.alive(), "%s: the daemon died (exit %s)\n%s" % (why, d.proc.poll(), d.logs()))
@@ -139,7 +129,7 @@ class UpstreamKilledTest(FaultsCase):
         self.addCleanup(lambda: (up.poll() is None and up.kill(), up.wait(5), up.stdout.close()))
         port = int(up.stdout.readline())
         # a long upstream_response_ms: only noticing the dead peer can end the request in time
-        d = self.daemon(self.store(b1_url="http://127.0.0.1:%d" % port),
+        d = self.daemon(self.migration_store(**{"APIGW_B1_URL": "http://127.0.0.1:%d" % port}),
                         config={"timeouts": {"upstream_response_ms": 30000}})
         result = {}
 
@@ -189,7 +179,7 @@ class SlowClientsTest(FaultsCase):
     def test_many_slowloris_clients_are_cut_at_client_header_ms(self):
         # 60 clients each dripping a header byte every 100 ms; every one is cut at
         # client_header_ms (1.5 s), not later, and normal clients are served meanwhile.
-        d = self.daemon(self.store(), config={"timeouts": {"client_header_ms": 1500}})
+        d = self.daemon(self.migration_store(), config={"timeouts": {"client_header_ms": 1500}})
         n = 60
         cut = [None] * n
 
@@ -243,7 +233,7 @@ class ConnectionCountTest(FaultsCase):
         limit = raise_nofile(12000)
         if limit < 5600:
             self.skipTest("RLIMIT_NOFILE hard limit %d is too low for 5,000 connections" % limit)
-        d = self.daemon(self.store(), config={"timeouts": {"client_header_ms": 60000, "client_idle_ms": 60000}})
+        d = self.daemon(self.migration_store(), config={"timeouts": {"client_header_ms": 60000, "client_idle_ms": 60000}})
         resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
         idle = []
         self.addCleanup(lambda: [s.close() for s in idle])
@@ -274,7 +264,7 @@ class ConnectionCountTest(FaultsCase):
         self.assertTrue(d.alive())
 
     def test_beyond_max_connections_closed_promptly_existing_keep_working(self):
-        d = self.daemon(self.store(), config={"workers": 2, "limits": {"max_connections": 100},
+        d = self.daemon(self.migration_store(), config={"workers": 2, "limits": {"max_connections": 100},
                                               "timeouts": {"client_header_ms": 30000, "client_idle_ms": 30000}})
         socks = []
         self.addCleanup(lambda: [s.close() for s in socks])
@@ -316,7 +306,7 @@ class FdExhaustionTest(FaultsCase):
         saved = os.environ.get("FIGSHIFT_BIN")
         os.environ["FIGSHIFT_BIN"] = wrapper
         try:
-            d = self.daemon(self.store(), config={"timeouts": {"client_header_ms": 20000, "client_idle_ms": 20000,
+            d = self.daemon(self.migration_store(), config={"timeouts": {"client_header_ms": 20000, "client_idle_ms": 20000,
                                                                "upstream_response_ms": 3000,
                                                                "upstream_idle_ms": 2000}})
         finally:
@@ -418,7 +408,7 @@ class BrokenStoreFileTest(FaultsCase):
             time.sleep(0.1)
 
     def test_store_file_replaced_by_directory_truncated_or_halved(self):
-        d = self.daemon(self.store(100))
+        d = self.daemon(self.migration_store(100))
         self.assertEqual(self.who(d), "B1")
         split = 100
 
@@ -461,13 +451,13 @@ class BrokenStoreFileTest(FaultsCase):
                 if os.path.isdir(d.store_path):
                     shutil.rmtree(d.store_path)
                 split = 0 if split else 100
-                d.write_store(self.store(split))
+                d.write_store(self.migration_store(split))
                 h.eventually(lambda: self.who(d) == ("B1" if split else "A"), 3.0,
                              message="%s: recovery after the file was fixed" % name)
 
     def test_restart_with_a_truncated_store_file_refuses_rather_than_reseeding(self):
         # Falling back to the seed would silently revert every change made since.
-        d = h.Daemon(self.store(0), expect_exit=None)
+        d = h.Daemon(self.migration_store(0), expect_exit=None)
         self.addCleanup(self._stop_daemon, d)
         d.start()
         d.admin_request("PUT", "/admin/kv/traffic-split", body=b"100")
@@ -484,10 +474,10 @@ class BrokenStoreFileTest(FaultsCase):
 class KillDuringWritesTest(FaultsCase):
     def test_kill_9_during_store_write_burst_leaves_old_or_new_version(self):
         rng = random.Random(int(os.environ.get("FIGSHIFT_SEED", "0")) or None)
-        d = h.Daemon(self.store(0))
+        d = h.Daemon(self.migration_store(0))
         self.addCleanup(self._stop_daemon, d)
         d.start()
-        acked = dict(self.store(0))
+        acked = dict(self.migration_store(0))
         for rnd in range(10):
             state = {"acked": dict(acked), "pending": None, "stop": False, "writes": 0}
             lock = threading.Lock()

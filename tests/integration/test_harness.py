@@ -83,6 +83,29 @@ class HarnessSelfTest(unittest.TestCase):
             with self.assertRaises(socket.timeout):
                 h.request(hang.port, "GET", "/", timeout=0.3)
 
+    def test_canned_upstream(self):
+        with h.canned_upstream(b"NOT HTTP\r\n\r\n") as srv:
+            r = h.raw_exchange(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", read_until_close=True)
+            self.assertEqual((r.data, r.closed, r.timed_out), (b"NOT HTTP\r\n\r\n", True, False), r)
+            # the same bytes on every connection
+            self.assertEqual(h.raw_exchange(srv.port, b"x", read_until_close=True).data, b"NOT HTTP\r\n\r\n")
+            self.assertEqual(srv.accepted, 2)
+        with h.canned_upstream(reset=True) as srv:
+            r = h.raw_exchange(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", read_until_close=True)
+            self.assertEqual(r.data, b"", r)
+            self.assertIn("reset", r.error or "", "an RST, not an orderly close: %r" % r)
+
+    def test_migration_store(self):
+        self.assertEqual(h.migration_store("http://a", "http://b1", split=7),
+                         {"APIGW_A_URL": "http://a", "APIGW_B1_URL": "http://b1",
+                          "route:/orders": "B1 /v2/orders", "traffic-split": "7"})
+        with h.start_upstream("B2") as b2:
+            kv = h.migration_store("http://a", "http://b1", b2, 100, "/carts", **{"hash-salt": "s", "traffic-split": "9"})
+            self.assertEqual(kv, {"APIGW_A_URL": "http://a", "APIGW_B1_URL": "http://b1",
+                                  "APIGW_B2_URL": "http://127.0.0.1:%d" % b2.port, "route:/orders": "B1 /v2/orders",
+                                  "route:/carts": "B2", "traffic-split": "9", "hash-salt": "s"})
+        self.assertNotIn("route:/users", h.migration_store("http://a", "http://b1", "http://b2", b2_route=None))
+
     def test_closed_port(self):
         port = h.closed_port()
         with self.assertRaises(ConnectionRefusedError):

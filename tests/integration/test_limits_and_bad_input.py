@@ -64,19 +64,8 @@ ALSO_ALLOWED = {
 }
 
 
-class LimitsTest(h.FigTestCase):
-    def setUp(self):
-        super().setUp()
-        self.a = self.upstream("A")
-        self.b1 = self.upstream("B1")
-
-    def store(self, split=50):
-        return {
-            "APIGW_A_URL": self.a.url(),
-            "APIGW_B1_URL": self.b1.url(),
-            "route:/orders": "B1 /v2/orders",
-            "traffic-split": str(split),
-        }
+class LimitsTest(h.UpstreamsMixin, h.FigTestCase):
+    """Upstreams A and B1; the store: self.migration_store(split), /orders on B1 as /v2/orders."""
 
     def assertServes(self, d, why=""):
         self.assertTrue(d.alive(), "%s: the daemon died (exit %s)" % (why, d.proc.poll()))
@@ -86,7 +75,7 @@ class LimitsTest(h.FigTestCase):
         self.assertRoutedTo(r, "A", "/plain", "anonymous request after %s" % why)
 
     def test_oversized_headers_431(self):
-        d = self.daemon(self.store(), config={"limits": {"header_bytes": 4096}})
+        d = self.daemon(self.migration_store(), config={"limits": {"header_bytes": 4096}})
         r = d.request("GET", "/orders/1", {"Authorization": basic(MIGRATED), "X-Big": "v" * 8000})
         self.assertProxyError(r, 431, "one 8000-byte header with header_bytes=4096")
         r = d.request("GET", "/orders/1", {"X-H%d" % i: "v" * 100 for i in range(60)})
@@ -98,7 +87,7 @@ class LimitsTest(h.FigTestCase):
         self.assertServes(d, "431")
 
     def test_oversized_body_413(self):
-        d = self.daemon(self.store(), config={"limits": {"body_bytes": 1000}})
+        d = self.daemon(self.migration_store(), config={"limits": {"body_bytes": 1000}})
         r = d.request("POST", "/orders/1", {"Authorization": basic(MIGRATED)}, b"x" * 5000)
         self.assertProxyError(r, 413, "Content-Length 5000 with body_bytes=1000")
         self.assertEqual(self.b1.requests, [], "a refused body must not reach the upstream")
@@ -115,14 +104,14 @@ class LimitsTest(h.FigTestCase):
         self.assertServes(d, "413")
 
     def test_expect_100_continue_over_limit(self):
-        d = self.daemon(self.store(), config={"limits": {"body_bytes": 1000}})
+        d = self.daemon(self.migration_store(), config={"limits": {"body_bytes": 1000}})
         raw = h.raw_exchange(d.port, b"POST /orders/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
                              b"Expect: 100-continue\r\n\r\n", timeout=5)
         self.assertEqual(raw.status, 413, "413 without waiting for the body: %r" % raw)
 
     def test_malformed_requests(self):
         # short client timeouts keep the worst case (a daemon waiting for more bytes) bounded
-        d = self.daemon(self.store(), config={"timeouts": {"client_header_ms": 1500, "client_body_ms": 1500}})
+        d = self.daemon(self.migration_store(), config={"timeouts": {"client_header_ms": 1500, "client_body_ms": 1500}})
         for name, payload in MALFORMED.items():
             with self.subTest(case=name):
                 t0 = time.time()
@@ -155,7 +144,7 @@ class LimitsTest(h.FigTestCase):
             "TE with space before colon": b"Transfer-Encoding : chunked\r\n",
             "TE tab-prefixed value": b"Transfer-Encoding:\tchunked\r\nContent-Length: 0\r\n",
         }
-        d = self.daemon(self.store(), config={"timeouts": {"client_header_ms": 1500, "client_body_ms": 1500}})
+        d = self.daemon(self.migration_store(), config={"timeouts": {"client_header_ms": 1500, "client_body_ms": 1500}})
         for name, framing in variants.items():
             with self.subTest(case=name):
                 mark = len(self.a.requests)
@@ -170,7 +159,7 @@ class LimitsTest(h.FigTestCase):
                 self.assertServes(d, name)
 
     def test_malformed_4xx_bodies_are_json(self):
-        d = self.daemon(self.store())
+        d = self.daemon(self.migration_store())
         # README: errors the proxy answers itself are JSON {"error":"…"}, 400 for a malformed request;
         # a whole head that is malformed gets that answer (not just a closed connection)
         raw = h.raw_exchange(d.port, b"GET / HTTP/1.1\r\n" + HOST + b"this is not a header\r\n\r\n")
@@ -183,7 +172,7 @@ class LimitsTest(h.FigTestCase):
         self.assertEqual(self.a.requests + self.b1.requests, [], "a malformed request reached an upstream")
 
     def test_client_aborts(self):
-        d = self.daemon(self.store())
+        d = self.daemon(self.migration_store())
         # request head cut off, body cut off, connect-and-close, RST
         partials = [b"GET /orders/1 HTT", b"POST /orders/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc",
                     b"", b"GET / HTTP/1.1\r\n"]
@@ -207,7 +196,7 @@ class LimitsTest(h.FigTestCase):
         self.assertServes(d, "client aborts")
 
     def test_slow_header_client_is_cut_off(self):
-        d = self.daemon(self.store(), config={"timeouts": {"client_header_ms": 1000}})
+        d = self.daemon(self.migration_store(), config={"timeouts": {"client_header_ms": 1000}})
         t0 = time.time()
         raw = h.raw_exchange(d.port, b"GET /orders/1 HTTP/1.1\r\nHost: x\r\n", timeout=8)
         elapsed = time.time() - t0
@@ -218,7 +207,7 @@ class LimitsTest(h.FigTestCase):
         self.assertServes(d, "slow header")
 
     def test_stalled_request_body_is_cut_off(self):
-        d = self.daemon(self.store(), config={"timeouts": {"client_body_ms": 1000}})
+        d = self.daemon(self.migration_store(), config={"timeouts": {"client_body_ms": 1000}})
         t0 = time.time()
         raw = h.raw_exchange(d.port, b"POST /orders/1 HTTP/1.1\r\nHost: x\r\nAuthorization: " +
                              basic(MIGRATED).encode() + b"\r\nContent-Length: 100\r\n\r\n0123456789", timeout=8)
@@ -232,7 +221,7 @@ class LimitsTest(h.FigTestCase):
 
     def test_slowloris_drip_is_cut_off(self):
         # one byte at a time, each well within any per-read timeout: the head deadline still applies
-        d = self.daemon(self.store(), config={"timeouts": {"client_header_ms": 1000}})
+        d = self.daemon(self.migration_store(), config={"timeouts": {"client_header_ms": 1000}})
         s = socket.create_connection(("127.0.0.1", d.port), timeout=h.SOCKET_TIMEOUT)
         t0 = time.time()
         closed = False
@@ -261,7 +250,7 @@ class LimitsTest(h.FigTestCase):
     def test_client_that_never_reads_is_cut_off(self):
         # a 30 MB response to a client that stops reading: client_write_ms bounds the stall, others are served
         size = 30_000_000
-        d = self.daemon(self.store(), config={"timeouts": {"client_write_ms": 1000}})
+        d = self.daemon(self.migration_store(), config={"timeouts": {"client_write_ms": 1000}})
         s = socket.create_connection(("127.0.0.1", d.port), timeout=h.SOCKET_TIMEOUT)
         try:
             s.sendall(b"GET /big?__size=%d HTTP/1.1\r\nHost: x\r\n\r\n" % size)
@@ -295,7 +284,7 @@ class LimitsTest(h.FigTestCase):
         self.assertServes(d, "client_write_ms")
 
     def test_idle_keepalive_connection_closed(self):
-        d = self.daemon(self.store(), config={"timeouts": {"client_idle_ms": 800}})
+        d = self.daemon(self.migration_store(), config={"timeouts": {"client_idle_ms": 800}})
         conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=h.SOCKET_TIMEOUT)
         r = h.read_response(conn, "GET", "/x", {})
         self.assertEqual(r.status, 200)
@@ -312,7 +301,7 @@ class LimitsTest(h.FigTestCase):
         # A connection in steady use keeps a buffered read between requests; after
         # a second of quiet it gives the buffer up (parks). Neither may lose or
         # delay a request, and the client_idle_ms deadline still closes it.
-        d = self.daemon(self.store(), config={"timeouts": {"client_idle_ms": 3000}})
+        d = self.daemon(self.migration_store(), config={"timeouts": {"client_idle_ms": 3000}})
         conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=h.SOCKET_TIMEOUT)
         for i in range(20):  # quick succession: the connection becomes "hot"
             r = h.read_response(conn, "GET", "/orders/%d" % i, {"Authorization": basic("alice")})
@@ -344,7 +333,7 @@ class LimitsTest(h.FigTestCase):
         self.assertServes(d, "after parked connections")
 
     def test_many_concurrent_connections(self):
-        d = self.daemon(self.store())
+        d = self.daemon(self.migration_store())
         errors = []
 
         def worker(k):
@@ -369,7 +358,7 @@ class LimitsTest(h.FigTestCase):
 
     def test_max_connections(self):
         # workers=1, max_connections=5: extra connections are refused or closed, never crash the daemon
-        d = self.daemon(self.store(), config={"workers": 1, "limits": {"max_connections": 5}})
+        d = self.daemon(self.migration_store(), config={"workers": 1, "limits": {"max_connections": 5}})
         held = []
         try:
             for _ in range(12):
@@ -384,7 +373,7 @@ class LimitsTest(h.FigTestCase):
 
     def test_sigterm_lets_in_flight_request_finish(self):
         self.b1.delay = 2.0
-        d = h.Daemon(self.store(), config={"timeouts": {"drain_ms": 10000}})
+        d = h.Daemon(self.migration_store(), config={"timeouts": {"drain_ms": 10000}})
         d.start()
         try:
             result = {}
@@ -418,7 +407,7 @@ class LimitsTest(h.FigTestCase):
             d.kill()
 
     def test_sigterm_idle_exits_promptly(self):
-        d = h.Daemon(self.store())
+        d = h.Daemon(self.migration_store())
         d.start()
         try:
             conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=h.SOCKET_TIMEOUT)
@@ -435,7 +424,7 @@ class LimitsTest(h.FigTestCase):
     def test_sigterm_drain_is_bounded(self):
         hang = h.HangServer()
         self.addCleanup(hang.close)
-        kv = self.store()
+        kv = self.migration_store()
         kv["APIGW_B1_URL"] = hang.url()
         d = h.Daemon(kv, config={"timeouts": {"drain_ms": 1000, "upstream_response_ms": 60000}})
         d.start()

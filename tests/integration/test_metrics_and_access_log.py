@@ -59,20 +59,12 @@ def promtool() -> str:
     return path
 
 
-class ObservabilityCase(h.FigTestCase):
+class ObservabilityCase(h.ThreeUpstreamsMixin, h.FigTestCase):
+    B2_ROUTE = "/payments"
+
     def setUp(self):
         super().setUp()
-        self.a = self.upstream("A")
-        self.b1 = self.upstream("B1")
-        self.b2 = self.upstream("B2")
-        self.seed = {
-            "APIGW_A_URL": self.a.url(),
-            "APIGW_B1_URL": self.b1.url(),
-            "APIGW_B2_URL": self.b2.url(),
-            "route:/orders": "B1 /v2/orders",
-            "route:/payments": "B2",
-            "traffic-split": "40",
-        }
+        self.seed = self.migration_store(40)
 
     def start(self, config=None, seed=None):
         self.d = self.daemon(seed or self.seed, config)

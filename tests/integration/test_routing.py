@@ -13,27 +13,13 @@ from harness import basic, bucket_of  # noqa: E402
 USERS = list(h.REFERENCE) + h.EXTRA_USERS
 
 
-class RoutingTest(h.FigTestCase):
-    def setUp(self):
-        super().setUp()
-        self.a = self.upstream("A")
-        self.b1 = self.upstream("B1")
-        self.b2 = self.upstream("B2")
+class RoutingTest(h.ThreeUpstreamsMixin, h.FigTestCase):
+    """The store: self.migration_store(split), /orders on B1 as /v2/orders, /users on B2."""
 
-    def store(self, split, **extra):
-        kv = {
-            "APIGW_A_URL": self.a.url(),
-            "APIGW_B1_URL": self.b1.url(),
-            "APIGW_B2_URL": self.b2.url(),
-            "route:/orders": "B1 /v2/orders",
-            "route:/users": "B2",
-            "traffic-split": str(split),
-        }
-        kv.update(extra)
-        return kv
+    B2_ROUTE = "/users"
 
     def expected(self, user, split, path):
-        """(upstream, upstream path) per docs/design.md section 1 with the table above."""
+        """(upstream, upstream path) per docs/design.md section 1 with the routes of migration_store()."""
         if user is None or bucket_of(user) >= split:
             return "A", path
         p = path.split("?")[0]
@@ -48,7 +34,7 @@ class RoutingTest(h.FigTestCase):
         paths = ["/orders/1?x=1&y=%20z", "/users/7", "/ordersx", "/other"]
         for split in (0, 25, 50, 100):
             with self.subTest(split=split):
-                d = self.daemon(self.store(split))
+                d = self.daemon(self.migration_store(split))
                 conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=h.SOCKET_TIMEOUT)
                 try:
                     for user in USERS:
@@ -68,16 +54,16 @@ class RoutingTest(h.FigTestCase):
             if bucket == 0:
                 continue
             with self.subTest(user=user):
-                d = self.daemon(self.store(bucket))
+                d = self.daemon(self.migration_store(bucket))
                 self.assertRoutedTo(d.get("/orders/1", user=user), "A", "/orders/1", "split == bucket")
-                d.write_store(self.store(bucket + 1))
+                d.write_store(self.migration_store(bucket + 1))
                 h.eventually(lambda: d.get("/orders/1", user=user).echo["upstream"] == "B1", 3.0,
                              message="user %r migrated at split %d" % (user, bucket + 1))
                 self.assertRoutedTo(d.get("/orders/1", user=user), "B1", "/v2/orders/1")
                 d.stop()
 
     def test_migrated_user_paths(self):
-        d = self.daemon(self.store(100))
+        d = self.daemon(self.migration_store(100))
         user = "hello"
         self.assertRoutedTo(d.get("/orders/1?a=b&c=%2F", user=user), "B1", "/v2/orders/1?a=b&c=%2F")
         self.assertRoutedTo(d.get("/orders", user=user), "B1", "/v2/orders")
@@ -95,20 +81,20 @@ class RoutingTest(h.FigTestCase):
         self.assertRoutedTo(d.get("/users?x=/orders", user=user), "B2", "/users?x=/orders")
 
     def test_longest_prefix_wins(self):
-        d = self.daemon(self.store(100, **{"route:/orders/archive": "B2 /old"}))
+        d = self.daemon(self.migration_store(100, **{"route:/orders/archive": "B2 /old"}))
         self.assertRoutedTo(d.get("/orders/archive/3", user="x"), "B2", "/old/3")
         self.assertRoutedTo(d.get("/orders/archived", user="x"), "B1", "/v2/orders/archived")
         self.assertRoutedTo(d.get("/orders/7", user="x"), "B1", "/v2/orders/7")
 
     def test_root_route_catches_unmapped_paths(self):
-        d = self.daemon(self.store(100, **{"route:/": "B2 /all"}))
+        d = self.daemon(self.migration_store(100, **{"route:/": "B2 /all"}))
         self.assertRoutedTo(d.get("/orders/1", user="hello"), "B1", "/v2/orders/1")
         self.assertRoutedTo(d.get("/anything/else?q=1", user="hello"), "B2", "/all/anything/else?q=1")
         self.assertRoutedTo(d.get("/", user="hello"), "B2")
         self.assertRoutedTo(d.get("/anything"), "A", "/anything")
 
     def test_anonymous_and_non_basic_go_to_legacy(self):
-        d = self.daemon(self.store(100))
+        d = self.daemon(self.migration_store(100))
         hello_pw = base64.b64encode(b"hello:pw").decode()  # aGVsbG86cHc=
         legacy_cases = {
             "no header": None,
@@ -143,7 +129,7 @@ class RoutingTest(h.FigTestCase):
 
     def test_anonymous_is_legacy_even_at_low_buckets(self):
         # the empty username (bucket 48) is a user; no credentials at all is anonymous
-        d = self.daemon(self.store(49))
+        d = self.daemon(self.migration_store(49))
         self.assertRoutedTo(d.get("/orders/1", user=""), "B1", "/v2/orders/1")
         self.assertRoutedTo(d.request("GET", "/orders/1"), "A", "/orders/1")
 
@@ -154,10 +140,10 @@ class RoutingTest(h.FigTestCase):
             text = raw.decode("utf-8", errors="replace")  # Python follows the same maximal-subpart practice
             b = bucket_of(text)
             with self.subTest(raw=raw, bucket=b):
-                d = self.daemon(self.store(b + 1))
+                d = self.daemon(self.migration_store(b + 1))
                 auth = "Basic " + base64.b64encode(raw + b":pw").decode()
                 self.assertRoutedTo(d.request("GET", "/orders/1", {"Authorization": auth}), "B1", "/v2/orders/1")
-                d.write_store(self.store(b))
+                d.write_store(self.migration_store(b))
                 h.eventually(lambda: d.request("GET", "/orders/1", {"Authorization": auth}).echo["upstream"] == "A",
                              3.0, message="legacy at split == bucket")
                 d.stop()
@@ -167,7 +153,7 @@ class RoutingTest(h.FigTestCase):
         for salt in ("pepper", "s\u00e4lz\U0001F600"):
             users = [u for u in USERS if (bucket_of(u, salt) < 50) != (bucket_of(u) < 50)]
             self.assertTrue(users, "test data: some users must change group with the salt")
-            kv = self.store(50, **{"hash-salt": salt})
+            kv = self.migration_store(50, **{"hash-salt": salt})
             if d is None:
                 d = self.daemon(kv)
             else:
@@ -181,7 +167,7 @@ class RoutingTest(h.FigTestCase):
                                     % (salt, user, bucket_of(user, salt)))
 
     def test_base_path_joining(self):
-        kv = self.store(100)
+        kv = self.migration_store(100)
         kv["APIGW_A_URL"] = self.a.url(base="/legacy")
         kv["APIGW_B1_URL"] = self.b1.url(base="/prod")
         kv["APIGW_B2_URL"] = self.b2.url(base="/stage/v1")
@@ -197,7 +183,7 @@ class RoutingTest(h.FigTestCase):
         b1 = self.upstream("B1", dual_stack=True)
         if len(b1.servers) < 2:
             self.skipTest("no IPv6 loopback")
-        kv = self.store(100)
+        kv = self.migration_store(100)
         kv["APIGW_B1_URL"] = "http://[::1]:%d/p" % b1.port
         d = self.daemon(kv)
         r = d.get("/orders/1", user="hello")
@@ -206,7 +192,7 @@ class RoutingTest(h.FigTestCase):
         self.assertEqual(r.echo["peer"], "::1")
 
     def test_several_listeners(self):
-        d = self.daemon(self.store(100), config={"listen": [{"address": "127.0.0.1", "port": 0},
+        d = self.daemon(self.migration_store(100), config={"listen": [{"address": "127.0.0.1", "port": 0},
                                                             {"address": "127.0.0.1", "port": 0}]})
         h.eventually(lambda: len(set(d.ports)) == 2, 3.0, message="two 'listening for traffic' lines")
         for port in d.ports:
@@ -214,13 +200,13 @@ class RoutingTest(h.FigTestCase):
             self.assertRoutedTo(r, "B1", "/v2/orders/3", "listener %d" % port)
 
     def test_base_path_with_trailing_slash_is_not_doubled(self):
-        kv = self.store(100)
+        kv = self.migration_store(100)
         kv["APIGW_B1_URL"] = self.b1.url(base="/prod/")
         d = self.daemon(kv)
         self.assertRoutedTo(d.get("/orders/1", user="u"), "B1", "/prod/v2/orders/1")
 
     def test_forwarded_headers(self):
-        d = self.daemon(self.store(100))
+        d = self.daemon(self.migration_store(100))
         auth = basic("hello", "s3cr3t:with:colons")
         r = d.request("GET", "/orders/1?q=2", {"Authorization": auth, "Host": "api.example.com",
                                                "X-Custom": "kept", "Accept": "application/json"})
@@ -242,7 +228,7 @@ class RoutingTest(h.FigTestCase):
         self.assertEqual(r.echo["headers"]["host"], "127.0.0.1:%d" % self.a.port)
 
         # a trusted proxy's X-Forwarded-For gets the client appended
-        d2 = self.daemon(self.store(100), config={"trusted_proxies": ["127.0.0.1"]})
+        d2 = self.daemon(self.migration_store(100), config={"trusted_proxies": ["127.0.0.1"]})
         r = d2.request("GET", "/anything", {"X-Forwarded-For": "203.0.113.9", "Host": "h.example"})
         self.assertRoutedTo(r, "A", "/anything")
         xff = [p.strip() for p in r.echo["headers"]["x-forwarded-for"].split(",")]
@@ -250,7 +236,7 @@ class RoutingTest(h.FigTestCase):
 
     def test_x_forwarded_for_over_several_header_lines(self):
         # from a trusted proxy (trusted_proxies) every line is kept
-        d = self.daemon(self.store(0), config={"trusted_proxies": ["127.0.0.0/8"]})
+        d = self.daemon(self.migration_store(0), config={"trusted_proxies": ["127.0.0.0/8"]})
         raw = h.raw_exchange(d.port, b"GET /xff HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.1\r\n"
                              b"X-Forwarded-For: 198.51.100.2, 192.0.2.3\r\n\r\n")
         self.assertEqual(raw.status, 200, raw)
@@ -261,7 +247,7 @@ class RoutingTest(h.FigTestCase):
                          "every X-Forwarded-For line must be kept, in order, with the client appended: %r" % xff)
 
     def test_hop_by_hop_headers_removed(self):
-        d = self.daemon(self.store(100))
+        d = self.daemon(self.migration_store(100))
         req = (b"GET /orders/1 HTTP/1.1\r\n"
                b"Host: api.example.com\r\n"
                b"Authorization: " + basic("hello").encode() + b"\r\n"
@@ -289,7 +275,7 @@ class RoutingTest(h.FigTestCase):
         self.assertEqual(hd.get("x-end-to-end"), "passes")
 
     def test_request_bodies_forwarded(self):
-        d = self.daemon(self.store(100))
+        d = self.daemon(self.migration_store(100))
         body = os.urandom(200_000)
         r = d.request("POST", "/orders", {"Authorization": basic("hello"), "Content-Type": "application/octet-stream"},
                       body)
@@ -316,7 +302,7 @@ class RoutingTest(h.FigTestCase):
         self.assertEqual(r.upstream, "B2")
 
     def test_large_responses_relayed_intact(self):
-        d = self.daemon(self.store(100))
+        d = self.daemon(self.migration_store(100))
         conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=h.SOCKET_TIMEOUT)
         try:
             for size, chunked in ((0, False), (1, False), (3_000_000, False), (2_500_001, True), (10, True)):
@@ -335,7 +321,7 @@ class RoutingTest(h.FigTestCase):
         self.b1.status = 404
         self.b1.servers[0].extra_response_headers = [("X-From-Upstream", "yes"), ("Set-Cookie", "a=1"),
                                                      ("Set-Cookie", "b=2")]
-        d = self.daemon(self.store(100))
+        d = self.daemon(self.migration_store(100))
         r = d.get("/orders/1", user="hello")
         self.assertEqual(r.status, 404, r)
         self.assertEqual(r.upstream, "B1")
@@ -349,7 +335,7 @@ class RoutingTest(h.FigTestCase):
         self.b1.extra_response_headers = [("Connection", "close, X-Resp-Hop"), ("Keep-Alive", "timeout=1"),
                                           ("X-Resp-Hop", "secret"), ("Proxy-Connection", "close"),
                                           ("X-End-To-End", "kept")]
-        d = self.daemon(self.store(100))
+        d = self.daemon(self.migration_store(100))
         conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=h.SOCKET_TIMEOUT)
         try:
             first = None
@@ -367,7 +353,7 @@ class RoutingTest(h.FigTestCase):
             conn.close()
 
     def test_bodyless_statuses_passed_through(self):
-        d = self.daemon(self.store(100))
+        d = self.daemon(self.migration_store(100))
         conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=h.SOCKET_TIMEOUT)
         try:
             for status in (204, 304, 204):
@@ -384,7 +370,7 @@ class RoutingTest(h.FigTestCase):
             conn.close()
 
     def test_expect_100_continue(self):
-        d = self.daemon(self.store(100))
+        d = self.daemon(self.migration_store(100))
         s = h.socket.create_connection(("127.0.0.1", d.port), timeout=h.SOCKET_TIMEOUT)
         data = b""
         try:
@@ -422,7 +408,7 @@ class RoutingTest(h.FigTestCase):
         self.assertEqual((echo["upstream"], echo["path"], echo["body_len"]), ("B1", "/v2/orders/9", 11))
 
     def test_redirect_mode(self):
-        kv = self.store(50, mode="redirect")
+        kv = self.migration_store(50, mode="redirect")
         kv["APIGW_B1_URL"] = self.b1.url(base="/prod")
         d = self.daemon(kv)
         migrated = next(u for u in USERS if bucket_of(u) < 50)
@@ -445,7 +431,7 @@ class RoutingTest(h.FigTestCase):
         self.assertEqual(before, after, "redirect mode must not contact any upstream")
 
     def test_keep_alive_many_requests_one_connection(self):
-        d = self.daemon(self.store(50))
+        d = self.daemon(self.migration_store(50))
         conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=h.SOCKET_TIMEOUT)
         try:
             first_sock = None
@@ -469,7 +455,7 @@ class RoutingTest(h.FigTestCase):
             conn.close()
 
     def test_client_connection_close_is_honoured(self):
-        d = self.daemon(self.store(100))
+        d = self.daemon(self.migration_store(100))
         raw = h.raw_exchange(d.port, b"GET /orders/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: " +
                              basic("hello").encode() + b"\r\n\r\n", timeout=5, read_until_close=True)
         self.assertEqual(raw.status, 200, raw)
@@ -478,7 +464,7 @@ class RoutingTest(h.FigTestCase):
         self.assertIn(b'"upstream": "B1"', raw.data)
 
     def test_pipelined_requests(self):
-        d = self.daemon(self.store(100))
+        d = self.daemon(self.migration_store(100))
         req = (b"GET /orders/1 HTTP/1.1\r\nHost: x\r\nAuthorization: " + basic("hello").encode() + b"\r\n\r\n"
                b"GET /users/2 HTTP/1.1\r\nHost: x\r\nAuthorization: " + basic("hello").encode() + b"\r\n\r\n"
                b"GET /zzz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -489,7 +475,7 @@ class RoutingTest(h.FigTestCase):
         self.assertEqual(order, [(b"B1", b"/v2/orders/1"), (b"B2", b"/users/2"), (b"A", b"/zzz")])
 
     def test_http10_client(self):
-        d = self.daemon(self.store(100))
+        d = self.daemon(self.migration_store(100))
         raw = h.raw_exchange(d.port, b"GET /orders/1 HTTP/1.0\r\nAuthorization: " + basic("hello").encode() +
                              b"\r\n\r\n", read_until_close=True)
         self.assertEqual(raw.status, 200, raw)
@@ -497,24 +483,24 @@ class RoutingTest(h.FigTestCase):
         self.assertIn(b'"upstream": "B1"', raw.data)
 
     def test_debug_header_configurable(self):
-        d = self.daemon(self.store(100), config={"debug_header": "x-served-by"})
+        d = self.daemon(self.migration_store(100), config={"debug_header": "x-served-by"})
         r = d.get("/orders/1", user="hello")
         self.assertEqual(r.status, 200)
         self.assertEqual(r.headers.get("x-served-by"), "B1")
         self.assertNotIn("x-figshift-upstream", r.headers)
         d.stop()
-        d = self.daemon(self.store(100), config={"debug_header": ""})
+        d = self.daemon(self.migration_store(100), config={"debug_header": ""})
         r = d.get("/orders/1", user="hello")
         self.assertEqual(r.echo["upstream"], "B1")
         self.assertNotIn("x-figshift-upstream", r.headers)
 
     def test_legacy_upstream_key(self):
-        d = self.daemon(self.store(0, **{"legacy-upstream": "B2"}))
+        d = self.daemon(self.migration_store(0, **{"legacy-upstream": "B2"}))
         self.assertRoutedTo(d.get("/orders/1", user="hello"), "B2", "/orders/1")
         self.assertRoutedTo(d.request("GET", "/x"), "B2", "/x")
 
     def test_absolute_form_request_target(self):
-        d = self.daemon(self.store(100))
+        d = self.daemon(self.migration_store(100))
         raw = h.raw_exchange(d.port, b"GET http://api.example.com/orders/5?z=1 HTTP/1.1\r\nHost: api.example.com\r\n"
                              b"Authorization: " + basic("hello").encode() + b"\r\n\r\n")
         self.assertEqual(raw.status, 200, raw)

@@ -68,24 +68,13 @@ class Secrets:
         return out
 
 
-class CredentialLeakTest(h.PkiMixin, h.FigTestCase):
+class CredentialLeakTest(h.UpstreamsMixin, h.PkiMixin, h.FigTestCase):
     def setUp(self):
         super().setUp()
         self.s = Secrets()
-        self.a = self.upstream("A")
-        self.b1 = self.upstream("B1")
         self.hang = h.HangServer()
         self.addCleanup(self.hang.close)
-
-        def garbage(conn):
-            conn.settimeout(5)
-            try:
-                conn.recv(65536)
-                conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")
-            finally:
-                conn.close()
-        self.garbage = h.RawServer(garbage)
-        self.addCleanup(self.garbage.close)
+        self.garbage = self.canned_upstream(b"NOT HTTP AT ALL\r\n\r\n")
         self.selfsigned = self.upstream("B5", self.pki.server_context("self"))
         self.store = {
             "APIGW_A_URL": self.a.url(),
@@ -211,15 +200,12 @@ class CredentialLeakTest(h.PkiMixin, h.FigTestCase):
         self.assertNoLeak("\n".join(d.log_lines() + d.stdout_lines) or "-", "stdout+stderr")
 
 
-class PathNormalizationTest(h.FigTestCase):
+class PathNormalizationTest(h.ThreeUpstreamsMixin, h.FigTestCase):
     """RFC 3986 dot segments (also as %2e) are removed before routing and forwarding:
     a path can neither climb out of a route's rewritten prefix nor hide a route."""
 
     def setUp(self):
         super().setUp()
-        self.a = self.upstream("A")
-        self.b1 = self.upstream("B1")
-        self.b2 = self.upstream("B2")
         self.d = self.daemon({
             "APIGW_A_URL": self.a.url(),
             "APIGW_B1_URL": self.b1.url("127.0.0.1", "/prod"),
@@ -336,7 +322,7 @@ class HeaderFoldingAndHostTest(h.FigTestCase):
                 self.assertEqual(self.a.requests[mark:], [], "forwarded with Host %r" % value)
 
 
-class PathEscapeTest(h.FigTestCase):
+class PathEscapeTest(h.UpstreamsMixin, h.FigTestCase):
     """Issue #18 finding 3: forms that an upstream may decode or map to "..": each once reached
     B1 as /v2/orders/... verbatim and resolved to /v2/admin there. Now refused (400), never
     forwarded, for a migrated user and an anonymous one alike."""
@@ -348,10 +334,7 @@ class PathEscapeTest(h.FigTestCase):
 
     def setUp(self):
         super().setUp()
-        self.a = self.upstream("A")
-        self.b1 = self.upstream("B1")
-        self.d = self.daemon({"APIGW_A_URL": self.a.url(), "APIGW_B1_URL": self.b1.url(),
-                              "route:/orders": "B1 /v2/orders", "traffic-split": "100"})
+        self.d = self.daemon(self.migration_store(100))
 
     def test_every_escape_form_is_refused_and_never_forwarded(self):
         for target in self.ATTACKS:
@@ -367,16 +350,13 @@ class PathEscapeTest(h.FigTestCase):
             self.assertRoutedTo(self.d.get(path, user=MIGRATED), "B1", want)
 
 
-class RequestHygieneTest(h.FigTestCase):
+class RequestHygieneTest(h.UpstreamsMixin, h.FigTestCase):
     """Issue #18 findings 2 and 8: a user cannot pick a group with a second Authorization
     header, and cannot forge where the request comes from."""
 
     def setUp(self):
         super().setUp()
-        self.a = self.upstream("A")
-        self.b1 = self.upstream("B1")
-        self.store = {"APIGW_A_URL": self.a.url(), "APIGW_B1_URL": self.b1.url(),
-                      "route:/orders": "B1 /v2/orders", "traffic-split": "50"}
+        self.store = self.migration_store(50)
 
     def test_two_authorization_headers_are_400_and_not_forwarded(self):
         d = self.daemon(self.store)

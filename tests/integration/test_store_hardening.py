@@ -28,17 +28,10 @@ def kv_path(key: str) -> str:
     return "/admin/kv/" + urllib.parse.quote(key, safe="")
 
 
-class StoreHardeningTest(h.FigTestCase):
+class StoreHardeningTest(h.UpstreamsMixin, h.FigTestCase):
     def setUp(self):
         super().setUp()
-        self.a = self.upstream("A")
-        self.b1 = self.upstream("B1")
-        self.seed = {
-            "APIGW_A_URL": self.a.url(),
-            "APIGW_B1_URL": self.b1.url(),
-            "route:/orders": "B1 /v2/orders",
-            "traffic-split": "100",
-        }
+        self.seed = self.migration_store(100)
 
     def file_bytes(self, d):
         with open(d.store_path, "rb") as f:

@@ -16,21 +16,8 @@ from harness import basic, bucket_of  # noqa: E402
 REFUSAL_LOG = r"warn|error|invalid|refus|reject|fail"
 
 
-class StoreReloadTest(h.FigTestCase):
-    def setUp(self):
-        super().setUp()
-        self.a = self.upstream("A")
-        self.b1 = self.upstream("B1")
-
-    def store(self, split, **extra):
-        kv = {
-            "APIGW_A_URL": self.a.url(),
-            "APIGW_B1_URL": self.b1.url(),
-            "route:/orders": "B1 /v2/orders",
-            "traffic-split": str(split),
-        }
-        kv.update(extra)
-        return kv
+class StoreReloadTest(h.UpstreamsMixin, h.FigTestCase):
+    """Upstreams A and B1; the store: self.migration_store(split), /orders on B1 as /v2/orders."""
 
     def who(self, d, user="hello", path="/orders/1"):
         r = d.get(path, user=user)
@@ -43,51 +30,51 @@ class StoreReloadTest(h.FigTestCase):
                      message="%s: user %r routed to %s" % (why, user, want))
 
     def test_store_file_created_from_seed(self):
-        d = self.daemon(self.store(100))
+        d = self.daemon(self.migration_store(100))
         self.assertTrue(os.path.exists(d.store_path), "the store file is created from the seed")
-        self.assertEqual(d.read_store(), self.store(100))
+        self.assertEqual(d.read_store(), self.migration_store(100))
         self.assertEqual(self.who(d), "B1")
 
     def test_existing_store_file_wins_over_seed(self):
-        d = h.Daemon(self.store(0))
+        d = h.Daemon(self.migration_store(0))
         with open(d.store_path, "w") as f:
-            f.write(h.kvs_json(self.store(100)))
+            f.write(h.kvs_json(self.migration_store(100)))
         with d:
             self.assertEqual(self.who(d), "B1", "an existing store file must be used, not the seed")
             self.assertEqual(d.read_store()["traffic-split"], "100")
 
     def test_edit_changes_routing_without_restart(self):
-        d = self.daemon(self.store(0))
+        d = self.daemon(self.migration_store(0))
         self.assertEqual(bucket_of("hello"), 70)
         self.assertEqual(self.who(d), "A")
-        d.write_store(self.store(100))
+        d.write_store(self.migration_store(100))
         self.wait_route(d, "B1", why="atomic rewrite to split 100")
-        d.write_store(self.store(70))
+        d.write_store(self.migration_store(70))
         self.wait_route(d, "A", why="atomic rewrite to split 70")
-        d.write_store(self.store(71))
+        d.write_store(self.migration_store(71))
         self.wait_route(d, "B1", why="atomic rewrite to split 71")
         # in-place rewrite (truncate + write on the same inode)
-        d.write_store(self.store(0), atomic=False)
+        d.write_store(self.migration_store(0), atomic=False)
         self.wait_route(d, "A", why="in-place rewrite to split 0")
-        d.write_store(self.store(100), atomic=False)
+        d.write_store(self.migration_store(100), atomic=False)
         self.wait_route(d, "B1", why="in-place rewrite to split 100")
         # a new route and a new upstream appear
         b2 = self.upstream("B2")
-        kv = self.store(100, **{"APIGW_B2_URL": b2.url(), "route:/carts": "B2 /v3/carts"})
+        kv = self.migration_store(100, **{"APIGW_B2_URL": b2.url(), "route:/carts": "B2 /v3/carts"})
         d.write_store(kv)
         h.eventually(lambda: d.get("/carts/1", user="hello").echo.get("upstream") == "B2", 3.0,
                      message="new upstream B2 and route /carts")
         r = d.get("/carts/1?x=y", user="hello")
         self.assertRoutedTo(r, "B2", "/v3/carts/1?x=y")
         # and a route is removed again
-        d.write_store(self.store(100))
+        d.write_store(self.migration_store(100))
         h.eventually(lambda: d.get("/carts/1", user="hello").echo.get("upstream") == "A", 3.0,
                      message="route /carts removed")
         self.assertTrue(d.alive())
 
     def test_every_worker_sees_the_new_version(self):
-        d = self.daemon(self.store(0), config={"workers": 2})
-        d.write_store(self.store(100))
+        d = self.daemon(self.migration_store(0), config={"workers": 2})
+        d.write_store(self.migration_store(100))
         self.wait_route(d, "B1", why="reload")
         time.sleep(0.3)
         # fresh connections land on either worker (SO_REUSEPORT): all must route with the new version
@@ -95,13 +82,13 @@ class StoreReloadTest(h.FigTestCase):
         self.assertEqual(seen, ["B1"] * 30, "some worker still serves the old version")
 
     def test_upstream_url_change_takes_effect(self):
-        d = self.daemon(self.store(100))
+        d = self.daemon(self.migration_store(100))
         conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=h.SOCKET_TIMEOUT)
         try:
             r = h.read_response(conn, "GET", "/orders/1", {"Authorization": basic("hello")})
             self.assertRoutedTo(r, "B1", "/v2/orders/1")
             b1new = self.upstream("B1")  # a new server for the same name
-            kv = self.store(100)
+            kv = self.migration_store(100)
             kv["APIGW_B1_URL"] = b1new.url(base="/next")
             d.write_store(kv)
 
@@ -118,7 +105,7 @@ class StoreReloadTest(h.FigTestCase):
             conn.close()
 
     def test_requests_in_flight_during_edits_all_succeed(self):
-        d = self.daemon(self.store(0))
+        d = self.daemon(self.migration_store(0))
         stop = threading.Event()
         failures = []
         counts = {"A": 0, "B1": 0, "total": 0}
@@ -162,7 +149,7 @@ class StoreReloadTest(h.FigTestCase):
             t.start()
         try:
             for n in range(20):
-                d.write_store(self.store(100 if n % 2 == 0 else 0), atomic=(n % 4 != 3))
+                d.write_store(self.migration_store(100 if n % 2 == 0 else 0), atomic=(n % 4 != 3))
                 time.sleep(0.15)
         finally:
             time.sleep(0.3)
@@ -177,17 +164,17 @@ class StoreReloadTest(h.FigTestCase):
         self.assertTrue(d.alive())
 
     def test_invalid_files_are_refused_and_logged(self):
-        d = self.daemon(self.store(100))
+        d = self.daemon(self.migration_store(100))
         self.assertEqual(self.who(d), "B1")
-        good_text = h.kvs_json(self.store(0))
+        good_text = h.kvs_json(self.migration_store(0))
         invalid = {
-            "split 101": h.kvs_json(self.store(101)),
-            "split -1": h.kvs_json(self.store(-1)),
-            "split not a number": h.kvs_json(self.store("abc")),
-            "route to unknown upstream": h.kvs_json(self.store(0, **{"route:/x": "B9"})),
-            "legacy upstream undefined": h.kvs_json(self.store(0, **{"legacy-upstream": "C"})),
-            "unparsable upstream URL": h.kvs_json(self.store(0, **{"APIGW_B1_URL": "ftp://nope"})),
-            "bad mode": h.kvs_json(self.store(0, mode="teleport")),
+            "split 101": h.kvs_json(self.migration_store(101)),
+            "split -1": h.kvs_json(self.migration_store(-1)),
+            "split not a number": h.kvs_json(self.migration_store("abc")),
+            "route to unknown upstream": h.kvs_json(self.migration_store(0, **{"route:/x": "B9"})),
+            "legacy upstream undefined": h.kvs_json(self.migration_store(0, **{"legacy-upstream": "C"})),
+            "unparsable upstream URL": h.kvs_json(self.migration_store(0, **{"APIGW_B1_URL": "ftp://nope"})),
+            "bad mode": h.kvs_json(self.migration_store(0, mode="teleport")),
             "broken JSON": '{"data": [ {"key": "traffic-split", "value": "0"} ',
             "truncated file": good_text[: len(good_text) // 2],
             "not a KVS document": json.dumps({"traffic-split": "0"}),
@@ -208,7 +195,7 @@ class StoreReloadTest(h.FigTestCase):
                 self.assertTrue(d.alive(), "%s: daemon died" % name)
         # invalid UTF-8 inside a value (a KVS file is UTF-8 JSON)
         mark = len(d.log_lines())
-        raw = h.kvs_json(self.store(0, **{"hash-salt": "SALTMARK"})).encode("utf-8").replace(b"SALTMARK", b"s\xffx")
+        raw = h.kvs_json(self.migration_store(0, **{"hash-salt": "SALTMARK"})).encode("utf-8").replace(b"SALTMARK", b"s\xffx")
         tmp = d.store_path + ".tmp-test"
         with open(tmp, "wb") as f:
             f.write(raw)
@@ -223,19 +210,19 @@ class StoreReloadTest(h.FigTestCase):
         self.wait_route(d, "A", why="valid file after invalid ones")
 
     def test_invalid_file_written_in_place_then_fixed(self):
-        d = self.daemon(self.store(0))
+        d = self.daemon(self.migration_store(0))
         self.assertEqual(self.who(d), "A")
         d.write_store_text('{"data": [', atomic=False)
         time.sleep(0.8)
         self.assertEqual(self.who(d), "A")
-        d.write_store(self.store(100), atomic=False)
+        d.write_store(self.migration_store(100), atomic=False)
         self.wait_route(d, "B1", why="valid in-place rewrite after a broken one")
 
     def test_sighup_forces_reload(self):
         # a poll interval far beyond the test: only SIGHUP can pick the edit up in time
-        d = self.daemon(self.store(0), config={"store": {"reload_interval_ms": 600000}})
+        d = self.daemon(self.migration_store(0), config={"store": {"reload_interval_ms": 600000}})
         self.assertEqual(self.who(d), "A")
-        d.write_store(self.store(100))
+        d.write_store(self.migration_store(100))
         d.reload()
         self.wait_route(d, "B1", timeout=2.0, why="SIGHUP after edit")
         # SIGHUP with an invalid file: refused, logged, still serving
@@ -246,7 +233,7 @@ class StoreReloadTest(h.FigTestCase):
         self.assertTrue(d.alive(), "SIGHUP must not kill the daemon")
         self.assertEqual(self.who(d), "B1")
         # several SIGHUPs in a row, unchanged file
-        d.write_store(self.store(0))
+        d.write_store(self.migration_store(0))
         for _ in range(5):
             d.signal(signal.SIGHUP)
             time.sleep(0.02)
@@ -254,14 +241,14 @@ class StoreReloadTest(h.FigTestCase):
         self.assertTrue(d.alive())
 
     def test_ramp_moves_users_over_time_and_never_back(self):
-        d = self.daemon(self.store(0))
+        d = self.daemon(self.migration_store(0))
         users = list(h.REFERENCE) + h.EXTRA_USERS
         for u in users[:5]:
             self.assertEqual(self.who(d, u), "A")
         duration = 3000
         start = h.now_ms() + 300  # after the reload lands: every user starts legacy
         ramp = json.dumps({"from": 0, "to": 100, "start_ms": start, "duration_ms": duration})
-        d.write_store(self.store(0, **{"traffic-ramp": ramp}))
+        d.write_store(self.migration_store(0, **{"traffic-ramp": ramp}))
         records = []  # (t_before_ms, t_after_ms, user, migrated)
         first_migrated = {}
         conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=h.SOCKET_TIMEOUT)
@@ -319,7 +306,7 @@ class StoreReloadTest(h.FigTestCase):
         # a ramp already half-way through when the daemon starts
         start = h.now_ms() - 30_000
         ramp = json.dumps({"from": 0, "to": 100, "start_ms": start, "duration_ms": 60_000})
-        d = self.daemon(self.store(0, **{"traffic-ramp": ramp}))
+        d = self.daemon(self.migration_store(0, **{"traffic-ramp": ramp}))
         users = list(h.REFERENCE) + h.EXTRA_USERS
         for u in users:
             b = bucket_of(u)

@@ -71,13 +71,10 @@ def metric(daemon, name) -> float:
     return float(m.group(1))
 
 
-class TlsListenerTest(h.PkiMixin, h.FigTestCase):
+class TlsListenerTest(h.UpstreamsMixin, h.PkiMixin, h.FigTestCase):
     def setUp(self):
         super().setUp()
-        self.a = self.upstream("A")
-        self.b1 = self.upstream("B1")
-        store = {"APIGW_A_URL": self.a.url(), "APIGW_B1_URL": self.b1.url(),
-                 "route:/orders": "B1 /v2/orders", "traffic-split": "50"}
+        store = self.migration_store(50)
         tls = {"cert_file": self.pki.path("good.pem"), "key_file": self.pki.path("good.key")}
         self.d = self.daemon(store, {
             "listen": [{"address": "127.0.0.1", "port": 0},

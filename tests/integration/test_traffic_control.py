@@ -31,20 +31,12 @@ def split_at(ramp, t_ms, traffic_split=None):
     return ramp["from"] + math.floor((ramp["to"] - ramp["from"]) * elapsed / dur)
 
 
-class TrafficControlTest(h.FigTestCase):
+class TrafficControlTest(h.ThreeUpstreamsMixin, h.FigTestCase):
+    B2_ROUTE = "/carts"
+
     def setUp(self):
         super().setUp()
-        self.a = self.upstream("A")
-        self.b1 = self.upstream("B1")
-        self.b2 = self.upstream("B2")
-        self.seed = {
-            "APIGW_A_URL": self.a.url(),
-            "APIGW_B1_URL": self.b1.url(),
-            "APIGW_B2_URL": self.b2.url(),
-            "route:/orders": "B1 /v2/orders",
-            "route:/carts": "B2",
-            "traffic-split": "0",
-        }
+        self.seed = self.migration_store(0)
         self.d = self.daemon(self.seed)
 
     # -- helpers -------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 import http.client
 import os
-import socket
 import sys
 import threading
 import time
@@ -17,18 +16,18 @@ LEGACY = "hello"                 # bucket 70: legacy at split 50
 assert bucket_of(MIGRATED) == 0 and bucket_of(LEGACY) == 70
 
 
-class UpstreamTlsTest(h.PkiMixin, h.FigTestCase):
+class UpstreamCase(h.FigTestCase):
+    """A healthy legacy upstream A; B1 (/orders, as /v2/orders) is whatever URL a test gives."""
+
     def setUp(self):
         super().setUp()
         self.a = self.upstream("A")
 
     def store(self, b1_url, split=50):
-        return {
-            "APIGW_A_URL": self.a.url(),
-            "APIGW_B1_URL": b1_url,
-            "route:/orders": "B1 /v2/orders",
-            "traffic-split": str(split),
-        }
+        return h.migration_store(self.a, b1_url, split=split)
+
+
+class UpstreamTlsTest(h.PkiMixin, UpstreamCase):
 
     def tls_config(self, **kw):
         tls = {"verify": True, "ca_file": self.pki.path("ca.pem")}
@@ -101,18 +100,7 @@ class UpstreamTlsTest(h.PkiMixin, h.FigTestCase):
         self.assertEqual(b1.requests, [], "the TLS server never got a request it could read")
 
 
-class UpstreamFailureTest(h.FigTestCase):
-    def setUp(self):
-        super().setUp()
-        self.a = self.upstream("A")
-
-    def store(self, b1_url, split=50):
-        return {
-            "APIGW_A_URL": self.a.url(),
-            "APIGW_B1_URL": b1_url,
-            "route:/orders": "B1 /v2/orders",
-            "traffic-split": str(split),
-        }
+class UpstreamFailureTest(UpstreamCase):
 
     def test_unreachable_upstream_is_502_and_others_served(self):
         d = self.daemon(self.store("http://127.0.0.1:%d" % h.closed_port()),
@@ -254,21 +242,10 @@ class UpstreamFailureTest(h.FigTestCase):
     def test_endless_interim_responses_are_502(self):
         # An upstream that keeps sending 1xx never gets to its answer; figshift
         # gives up after 16 (each is parsed and kept until the exchange ends).
-        def answer(conn, interim):
-            conn.settimeout(5)
-            try:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n" * interim
-                             + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            except OSError:
-                pass
-            finally:
-                conn.close()
-
         for interim, status in ((16, 200), (17, 502), (5000, 502)):
             with self.subTest(interim=interim):
-                srv = h.RawServer(lambda conn, n=interim: answer(conn, n))
-                self.addCleanup(srv.close)
+                srv = self.canned_upstream(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n" * interim
+                                           + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                 d = self.daemon(self.store(srv.url()), config={"timeouts": {"upstream_response_ms": 3000}})
                 r = d.get("/orders/1", user=MIGRATED)
                 if status == 200:
@@ -289,16 +266,7 @@ class UpstreamFailureTest(h.FigTestCase):
         }
         for name, response in bad.items():
             with self.subTest(case=name):
-                def answer(conn, response=response):
-                    conn.settimeout(5)
-                    try:
-                        conn.recv(65536)
-                        conn.sendall(response)
-                    finally:
-                        conn.close()
-
-                srv = h.RawServer(answer)
-                self.addCleanup(srv.close)
+                srv = self.canned_upstream(response)
                 d = self.daemon(self.store(srv.url()), config={"timeouts": {"upstream_response_ms": 3000}})
                 t0 = time.time()
                 try:
@@ -315,18 +283,7 @@ class UpstreamFailureTest(h.FigTestCase):
                 d.stop()
 
     def test_upstream_reset_after_request(self):
-        def reset(conn):
-            conn.settimeout(5)
-            try:
-                conn.recv(65536)
-            except OSError:
-                pass
-            import struct
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()  # RST
-
-        srv = h.RawServer(reset)
-        self.addCleanup(srv.close)
+        srv = self.canned_upstream(reset=True)  # reads the request, then an RST
         d = self.daemon(self.store(srv.url()), config={"timeouts": {"upstream_response_ms": 3000}})
         r = d.get("/orders/1", user=MIGRATED)
         self.assertProxyError(r, 502, "upstream reset the connection")

@@ -169,26 +169,15 @@ def wrk_result(p):
     return requests, non2xx, sock_errors, out
 
 
-class ZeroLossTest(h.FigTestCase):
+class ZeroLossTest(h.ThreeUpstreamsMixin, h.FigTestCase):
+    B2_ROUTE = "/payments"
+
     def setUp(self):
         super().setUp()
-        self.a = self.upstream("A")
-        self.b1 = self.upstream("B1")
-        self.b2 = self.upstream("B2")
         self.b2x = self.upstream("B2")  # a second B2 instance, for upstream URL changes
 
-    def store(self, split=50):
-        return {
-            "APIGW_A_URL": self.a.url(),
-            "APIGW_B1_URL": self.b1.url(),
-            "APIGW_B2_URL": self.b2.url(),
-            "route:/orders": "B1 /v2/orders",
-            "route:/payments": "B2",
-            "traffic-split": str(split),
-        }
-
     def test_200_store_writes_under_load_lose_nothing(self):
-        d = self.daemon(self.store(), config={"access_log": {"enabled": False}})
+        d = self.daemon(self.migration_store(), config={"access_log": {"enabled": False}})
         wdir = tempfile.mkdtemp(prefix="figshift-wrk-")
         self.addCleanup(shutil.rmtree, wdir, True)
         wrk = start_wrk(d.port, 9, wdir)
@@ -246,7 +235,7 @@ class ZeroLossTest(h.FigTestCase):
 
     def test_sigterm_under_load_completes_in_flight_refuses_new_exits_0(self):
         drain_ms = 5000
-        d = h.Daemon(self.store(100), config={"timeouts": {"drain_ms": drain_ms}, "access_log": {"enabled": False}})
+        d = h.Daemon(self.migration_store(100), config={"timeouts": {"drain_ms": drain_ms}, "access_log": {"enabled": False}})
         d.start()
         self.addCleanup(d.kill)
         # every request takes 100-700 ms upstream: most clients are mid-request at any moment
