@@ -51,6 +51,15 @@ struct Ramp {
   std::int64_t duration_ms = 0;
 };
 
+// Where a ramp stands at `now_ms`, for the status API and the metrics.
+struct RampProgress {
+  std::int64_t elapsed_ms = 0;    // 0 before the start, at most duration_ms
+  std::int64_t remaining_ms = 0;  // duration_ms - elapsed_ms
+  double fraction = 1.0;          // elapsed / duration; 1 for a ramp of no duration
+  bool active = false;            // now_ms < start_ms + duration_ms
+};
+RampProgress ramp_progress(const Ramp& ramp, std::int64_t now_ms);
+
 // The split at `now_ms`: `split` without a ramp; during a ramp
 // from + (to - from) * elapsed / duration, floored, clamped to the ramp's ends.
 int split_at(int split, const std::optional<Ramp>& ramp, std::int64_t now_ms);
@@ -77,6 +86,21 @@ struct Snapshot {
 // RFC 7617 Basic credentials -> the raw (undecoded UTF-8) username bytes, or
 // nullopt for anonymous: no header, another scheme, bad base64, no ':'.
 std::optional<std::string> basic_auth_username(std::string_view authorization);
+
+// The first UTF-8 sequence of `bytes` (not empty), read as the WHATWG
+// decoder reads it: a well-formed sequence (`valid`, `length` 1 to 4), or the
+// maximal subpart of an ill-formed one (not `valid`, `length` at least 1: the
+// bytes one U+FFFD stands for). Well-formed excludes overlongs, surrogates and
+// code points above U+10FFFF.
+struct Utf8Sequence {
+  char32_t code_point = 0;  // when valid
+  std::size_t length = 1;
+  bool valid = false;
+};
+Utf8Sequence decode_utf8(std::string_view bytes);
+
+// Whether every sequence of `bytes` is well-formed UTF-8.
+bool valid_utf8(std::string_view bytes);
 
 // WHATWG UTF-8 decode (U+FFFD per maximal subpart) into UTF-16 code units.
 std::u16string utf8_to_utf16(std::string_view bytes);

@@ -1,6 +1,7 @@
 #include "admin/admin_api.hpp"
 
 #include "admin/dashboard.hpp"
+#include "figshift/routing.hpp"
 #include "figshift/store/kvs_format.hpp"
 #include "figshift/store/store.hpp"
 #include "figshift/telemetry/prometheus.hpp"
@@ -45,6 +46,15 @@ ApiResponse write_result(const WriteResult& result, const Store& store) {
   return error(500, "unexpected write status");
 }
 
+// The request body as JSON; nullopt when it is not JSON.
+std::optional<json> json_body(const ApiRequest& request) {
+  try {
+    return json::parse(request.body);
+  } catch (const json::exception&) {  // also out_of_range: a number too large (406)
+    return std::nullopt;
+  }
+}
+
 std::optional<std::string> if_match_of(const ApiRequest& request) {
   if (request.if_match.empty()) return std::nullopt;
   return request.if_match;
@@ -55,15 +65,14 @@ json status_json(AdminContext& context) {
   const auto now = context.now_ms();
   json ramp = nullptr;
   if (const auto& r = snapshot->ramp) {
-    const auto elapsed = std::clamp<std::int64_t>(now - r->start_ms, 0, r->duration_ms);
-    const bool active = now < r->start_ms + r->duration_ms;
+    const RampProgress progress = ramp_progress(*r, now);
     ramp = {{"from", r->from},
             {"to", r->to},
             {"start_ms", r->start_ms},
             {"duration_ms", r->duration_ms},
-            {"progress", r->duration_ms ? static_cast<double>(elapsed) / r->duration_ms : 1.0},
-            {"remaining_ms", r->duration_ms - elapsed},
-            {"active", active}};
+            {"progress", progress.fraction},
+            {"remaining_ms", progress.remaining_ms},
+            {"active", progress.active}};
   }
   json upstreams = json::array();
   for (const auto& u : snapshot->upstreams) upstreams.push_back({{"name", u.name}, {"url", u.url}});
@@ -90,13 +99,10 @@ json status_json(AdminContext& context) {
 }
 
 ApiResponse traffic_shift(const ApiRequest& request, AdminContext& context) {
-  json body;
-  try {
-    body = json::parse(request.body);
-  } catch (const json::exception&) {  // also out_of_range: a number too large (406)
+  const std::optional<json> parsed = json_body(request);
+  if (!parsed || !parsed->is_object())
     return error(400, "body must be JSON {\"percent\":P,\"seconds\":S}");
-  }
-  if (!body.is_object()) return error(400, "body must be JSON {\"percent\":P,\"seconds\":S}");
+  const json& body = *parsed;
   for (const auto& [name, _] : body.items())
     if (name != "percent" && name != "seconds") return error(400, "unknown field \"" + name + "\"");
   const auto percent = body.find("percent");
@@ -148,13 +154,11 @@ ApiResponse kv_all(const ApiRequest& request, AdminContext& context) {
     return res;
   }
   if (request.method != "POST") return method_not_allowed("GET, POST");
-  json body;
-  try {
-    body = json::parse(request.body);
-  } catch (const json::exception&) {  // also out_of_range: a number too large (406)
+  const std::optional<json> parsed = json_body(request);
+  if (!parsed)
     return error(400, "body must be JSON {\"puts\":[{\"key\",\"value\"}],\"deletes\":[{\"key\"}]}");
-  }
-  if (!body.is_object()) return error(400, "body must be a JSON object");
+  if (!parsed->is_object()) return error(400, "body must be a JSON object");
+  const json& body = *parsed;
   Batch batch;
   for (const auto& [name, list] : body.items()) {
     if (name != "puts" && name != "deletes") return error(400, "unknown field \"" + name + "\"");

@@ -4,21 +4,20 @@
 
 #include <boost/asio/ip/address.hpp>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
+#include <optional>
 
 #include "figshift/admin.hpp"
+#include "figshift/util/file.hpp"
 
 namespace figshift {
 
 std::string load_admin_token(const Config& config) {
   std::string token;
   if (!config.admin.token_file.empty()) {
-    std::ifstream in(config.admin.token_file, std::ios::binary);
-    if (!in) throw ConfigError("admin.token_file: cannot read " + config.admin.token_file.string());
-    std::stringstream text;
-    text << in.rdbuf();
-    token = text.str();
+    std::optional<std::string> text = read_file(config.admin.token_file);
+    if (!text)
+      throw ConfigError("admin.token_file: cannot read " + config.admin.token_file.string());
+    token = std::move(*text);
     while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' '))
       token.pop_back();
     if (token.empty()) throw ConfigError("admin.token_file: " + config.admin.token_file.string() + " is empty");

@@ -14,14 +14,15 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <cctype>
-#include <cerrno>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
+#include <system_error>
+
+#include "figshift/util/file.hpp"
 
 namespace figshift::cli {
 namespace {
@@ -50,13 +51,12 @@ bool header_safe(std::string_view token) {
 // The token; `where` names its source for messages (never the token itself).
 std::string read_token(const AdminOptions& options) {
   if (!options.token_file.empty()) {
-    std::ifstream in(options.token_file, std::ios::binary);
-    if (!in)
+    std::error_code error;
+    std::optional<std::string> text = read_file(options.token_file, error);
+    if (!text)
       throw CliError(kExitError,
-                     "cannot read token file " + options.token_file + ": " + std::strerror(errno));
-    std::stringstream text;
-    text << in.rdbuf();
-    std::string token = trim(text.str());
+                     "cannot read token file " + options.token_file + ": " + error.message());
+    std::string token = trim(std::move(*text));
     if (token.empty()) throw CliError(kExitError, "token file " + options.token_file + " is empty");
     if (!header_safe(token))
       throw CliError(kExitError, "token file " + options.token_file +
@@ -284,6 +284,15 @@ std::string normalize_etag(std::string_view etag) {
   if (etag.size() >= 4 && etag.substr(0, 3) == "W/\"" && etag.back() == '"')
     return std::string(etag);
   return "\"" + std::string(etag) + "\"";
+}
+
+nlohmann::json parse_json(const AdminResponse& response, std::string_view what) {
+  try {
+    return nlohmann::json::parse(response.body);
+  } catch (const nlohmann::json::exception&) {
+    throw CliError(kExitError,
+                   "the admin API answered " + std::string(what) + " with invalid JSON");
+  }
 }
 
 std::string error_message(const AdminResponse& response) {

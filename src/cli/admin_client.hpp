@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <functional>
+#include <nlohmann/json_fwd.hpp>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -82,6 +83,10 @@ std::string percent_encode(std::string_view s);
 // Normalises an entity tag given on the command line: `*`, `"…"` and `W/"…"`
 // are kept, anything else is quoted (shells eat the quotes of "abc").
 std::string normalize_etag(std::string_view etag);
+
+// The body of an answer to `what` ("GET /admin/status") as JSON; throws
+// CliError(kExitError) when it is not JSON.
+nlohmann::json parse_json(const AdminResponse& response, std::string_view what);
 
 // The `{"error":"…"}` message of an error body, or the body itself (shortened).
 std::string error_message(const AdminResponse& response);

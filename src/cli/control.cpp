@@ -50,15 +50,6 @@ class SigintGuard {
   struct sigaction old_ {};
 };
 
-json parse_json(const AdminResponse& res, const char* what) {
-  try {
-    return json::parse(res.body);
-  } catch (const json::exception&) {
-    throw CliError(kExitError,
-                   std::string("the admin API answered ") + what + " with invalid JSON");
-  }
-}
-
 json get_status(const AdminClient& client) {
   return parse_json(client.call("GET", "/admin/status"), "GET /admin/status");
 }

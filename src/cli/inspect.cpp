@@ -1,9 +1,8 @@
 // `figshift check-config` and `figshift bucket`: offline answers, no daemon needed.
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <sstream>
+#include <optional>
 
 #include "figshift/cli.hpp"
 #include "figshift/config.hpp"
@@ -11,6 +10,7 @@
 #include "figshift/store/kv_map.hpp"
 #include "figshift/store/kvs_format.hpp"
 #include "figshift/store/snapshot_builder.hpp"
+#include "figshift/util/file.hpp"
 
 namespace figshift::cli {
 
@@ -21,13 +21,11 @@ int run_check_config(const std::string& config_path) {
     const bool exists = std::filesystem::exists(config.store.path);
     const auto& store_file = exists ? config.store.path : config.store.seed;
     if (store_file.empty()) throw InvalidStore("store.path does not exist and no seed is set");
-    std::ifstream in(store_file, std::ios::binary);
-    if (!in) throw InvalidStore(store_file.string() + ": cannot be read");
-    std::stringstream text;
-    text << in.rdbuf();
+    const std::optional<std::string> text = read_file(store_file);
+    if (!text) throw InvalidStore(store_file.string() + ": cannot be read");
     std::shared_ptr<const Snapshot> snapshot;
     try {
-      snapshot = build_snapshot(parse_kvs_json(text.str()));
+      snapshot = build_snapshot(parse_kvs_json(*text));
     } catch (const InvalidStore& e) {
       throw InvalidStore(store_file.string() + ": " + e.what());
     }

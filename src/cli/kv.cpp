@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -14,6 +15,7 @@
 #include "figshift/cli.hpp"
 #include "figshift/store/kv_map.hpp"
 #include "figshift/store/kvs_format.hpp"
+#include "figshift/util/file.hpp"
 
 namespace figshift::cli {
 namespace {
@@ -57,13 +59,7 @@ int run_kv_get(const AdminOptions& admin, const std::string& key, bool as_json) 
     const AdminResponse res = client.request("GET", key_path(key));
     if (res.status == 404) throw CliError(kExitError, "key \"" + key + "\" not found");
     client.check(res, "GET", key_path(key));
-    json j;
-    try {
-      j = json::parse(res.body);
-    } catch (const json::exception&) {
-      throw CliError(kExitError,
-                     "the admin API answered GET " + key_path(key) + " with invalid JSON");
-    }
+    const json j = parse_json(res, "GET " + key_path(key));
     if (!j.is_object() || !j.contains("value") || !j["value"].is_string())
       throw CliError(kExitError,
                      "the admin API answered GET " + key_path(key) + " without a value");
@@ -137,12 +133,10 @@ int run_kv_import(const AdminOptions& admin, const std::string& path, const std:
   return run_guarded([&] {
     KvMap wanted;
     {
-      std::ifstream in(path, std::ios::binary);
-      if (!in) throw CliError(kExitError, "cannot read " + path);
-      std::stringstream text;
-      text << in.rdbuf();
+      const std::optional<std::string> text = read_file(path);
+      if (!text) throw CliError(kExitError, "cannot read " + path);
       try {
-        wanted = parse_kvs_json(text.str());
+        wanted = parse_kvs_json(*text);
       } catch (const InvalidStore& e) {
         throw CliError(kExitError, path + ": " + e.what());
       }

@@ -3,14 +3,15 @@
 #include <boost/asio/ip/address.hpp>
 #include <cctype>
 #include <charconv>
-#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include <sched.h>
+
+#include "figshift/util/file.hpp"
 
 namespace figshift {
 namespace {
@@ -309,11 +310,9 @@ Config parse_config(const std::string& json_text, const std::filesystem::path& f
 }
 
 Config load_config(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw ConfigError(file.string() + ": cannot be read");
-  std::stringstream text;
-  text << in.rdbuf();
-  return parse_config(text.str(), file);
+  const std::optional<std::string> text = read_file(file);
+  if (!text) throw ConfigError(file.string() + ": cannot be read");
+  return parse_config(*text, file);
 }
 
 }  // namespace figshift

@@ -6,27 +6,23 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <system_error>
 
 #include "figshift/store/file_backend.hpp"
 #include "figshift/store/kv_map.hpp"
 #include "figshift/store/kvs_format.hpp"
 #include "figshift/store/store.hpp"
+#include "figshift/util/file.hpp"
 
 namespace figshift {
 namespace {
 
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path.string() + ": cannot be read: " + std::strerror(errno));
-  std::stringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw std::runtime_error(path.string() + ": read error");
-  return text.str();
+std::string read_or_throw(const std::filesystem::path& path) {
+  std::error_code error;
+  std::optional<std::string> text = read_file(path, error);
+  if (!text) throw std::runtime_error(path.string() + ": cannot be read: " + error.message());
+  return std::move(*text);
 }
 
 void write_all(int fd, const std::string& data, const std::filesystem::path& path) {
@@ -88,7 +84,7 @@ std::optional<KvMap> FileBackend::load() {
   }
   // Remember what was seen before reading, so an edit racing the read is seen next time.
   remember_stat();
-  return parse_kvs_json(read_file(path_));
+  return parse_kvs_json(read_or_throw(path_));
 }
 
 void FileBackend::persist(const KvMap& kv) {
@@ -147,7 +143,7 @@ std::unique_ptr<Store> open_store(const std::filesystem::path& path,
     throw InvalidStore(path.string() + " does not exist and no store.seed is configured");
   KvMap initial;
   try {
-    initial = parse_kvs_json(read_file(seed));
+    initial = parse_kvs_json(read_or_throw(seed));
   } catch (const std::exception& e) {
     throw InvalidStore("seed " + seed.string() + ": " + e.what());
   }

@@ -3,31 +3,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "figshift/routing.hpp"
 #include "figshift/store/kv_map.hpp"
 #include "figshift/store/kvs_format.hpp"
 
 namespace figshift {
 namespace {
-
-// Length of the well-formed UTF-8 sequence at the start of `s`, or 0.
-std::size_t utf8_sequence(std::string_view s) {
-  const auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
-  const auto cont = [&](std::size_t i, unsigned lo = 0x80, unsigned hi = 0xBF) {
-    return i < s.size() && b(i) >= lo && b(i) <= hi;
-  };
-  const unsigned c = b(0);
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    const unsigned lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-    return cont(1, lo, hi) && cont(2) ? 3 : 0;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    const unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-    return cont(1, lo, hi) && cont(2) && cont(3) ? 4 : 0;
-  }
-  return 0;
-}
 
 std::string printable(std::string_view text) {
   static constexpr char hex[] = "0123456789abcdef";
@@ -35,10 +16,12 @@ std::string printable(std::string_view text) {
   out.reserve(text.size());
   while (!text.empty()) {
     const auto c = static_cast<unsigned char>(text[0]);
-    const std::size_t n = utf8_sequence(text);
+    const Utf8Sequence sequence = decode_utf8(text);
+    const std::size_t n = sequence.length;
     // C1 controls (U+0080..U+009F, C2 80..C2 9F) too: U+009B is CSI to some terminals.
-    const bool c1 = n == 2 && c == 0xC2 && static_cast<unsigned char>(text[1]) <= 0x9F;
-    if (n == 0 || c < 0x20 || c == 0x7F || c1) {
+    const bool c1 =
+        sequence.valid && n == 2 && c == 0xC2 && static_cast<unsigned char>(text[1]) <= 0x9F;
+    if (!sequence.valid || c < 0x20 || c == 0x7F || c1) {
       out += "\\x";
       out += hex[c >> 4];
       out += hex[c & 15];

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string_view>
 
+#include "figshift/routing.hpp"
 #include "figshift/store/kv_map.hpp"
 #include "figshift/store/snapshot_builder.hpp"
 #include "figshift/store/upstream_url.hpp"
@@ -18,26 +19,6 @@ constexpr std::size_t max_value_bytes = 1024;
 
 [[noreturn]] void bad(const std::string& key, const std::string& why) {
   throw InvalidStore(key + ": " + why);
-}
-
-// The store is JSON on disk and in the API: it can only hold valid UTF-8.
-bool valid_utf8(std::string_view text) {
-  for (std::size_t i = 0; i < text.size();) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    std::size_t length = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-    if (length == 0 || i + length > text.size()) return false;
-    std::uint32_t code = length == 1 ? c : c & (0xff >> (length + 1));
-    for (std::size_t k = 1; k < length; ++k) {
-      const auto next = static_cast<unsigned char>(text[i + k]);
-      if ((next & 0xc0) != 0x80) return false;
-      code = (code << 6) | (next & 0x3f);
-    }
-    static constexpr std::uint32_t min_for_length[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (code < min_for_length[length] || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff))
-      return false;  // overlong, out of range, or a surrogate
-    i += length;
-  }
-  return true;
 }
 
 // Control characters: C0 (0x00-0x1F), DEL and C1 (U+0080-U+009F). Refused in
@@ -193,6 +174,7 @@ std::shared_ptr<const Snapshot> build_snapshot(const KvMap& kv, std::uint64_t ve
       bad(key.substr(0, 64), "keys must be 1 to " + std::to_string(max_key_bytes) + " bytes");
     if (value.size() > max_value_bytes)
       bad(key, "values must be at most " + std::to_string(max_value_bytes) + " bytes");
+    // The store is JSON on disk and in the API: it can only hold valid UTF-8.
     if (!valid_utf8(key)) bad("(key)", "keys must be valid UTF-8");
     if (!valid_utf8(value)) bad(key, "values must be valid UTF-8");
     if (const auto control = find_control(key))

@@ -1,7 +1,10 @@
 #include <fmt/format.h>
 
-#include <algorithm>
+#include <iterator>
+#include <map>
+#include <string>
 
+#include "figshift/routing.hpp"
 #include "figshift/telemetry/prometheus.hpp"
 #include "figshift/telemetry/stats.hpp"
 
@@ -34,6 +37,53 @@ class Exposition {
 
  private:
   std::string out_;
+};
+
+// The process-wide counters and gauges of TrafficStats, in exposition order:
+// one row per metric, so a new counter is one line here.
+struct TrafficMetric {
+  const char* name;
+  const char* type;
+  const char* help;
+  std::uint64_t TrafficStats::*field;
+};
+constexpr TrafficMetric traffic_metrics[] = {
+    {"figshift_client_connections_active", "gauge", "Open client connections.",
+     &TrafficStats::active_connections},
+    {"figshift_client_connections_accepted_total", "counter", "Client connections accepted.",
+     &TrafficStats::connections_accepted},
+    {"figshift_client_connections_refused_total", "counter",
+     "Client connections closed at once because limits.max_connections was reached.",
+     &TrafficStats::connections_refused},
+    {"figshift_accept_errors_total", "counter",
+     "Errors from accept() (e.g. out of file descriptors).", &TrafficStats::accept_errors},
+    {"figshift_client_connection_errors_total", "counter",
+     "Client connections ended by an unexpected I/O error (resets, write timeouts, TLS).",
+     &TrafficStats::failures},
+    {"figshift_access_log_dropped_bytes_total", "counter",
+     "Access-log bytes dropped because the destination failed or fell 64 MiB behind.",
+     &TrafficStats::access_log_dropped_bytes},
+    {"figshift_tls_handshake_failures_total", "counter",
+     "TLS listener handshakes that failed (plain HTTP on a TLS port, TLS < 1.2, timeouts).",
+     &TrafficStats::tls_handshake_failures},
+    {"figshift_requests_rejected_total", "counter",
+     "Requests the proxy answered itself before routing (400, 413, 431, 503).",
+     &TrafficStats::rejected_requests},
+    {"figshift_body_budget_rejections_total", "counter",
+     "Requests answered 503 because their body did not fit limits.buffered_body_bytes.",
+     &TrafficStats::body_budget_rejections},
+    {"figshift_buffered_body_bytes", "gauge",
+     "Request-body bytes reserved in memory now (limit: limits.buffered_body_bytes).",
+     &TrafficStats::buffered_body_bytes},
+    {"figshift_upstream_connections_idle", "gauge",
+     "Keep-alive upstream connections waiting in the pools.",
+     &TrafficStats::upstream_idle_connections},
+    {"figshift_upstream_connections_opened_total", "counter",
+     "Upstream connections opened (the rest of the requests reused one).",
+     &TrafficStats::upstream_connections_opened},
+    {"figshift_upstream_retries_total", "counter",
+     "Requests retried once because a pooled connection had been closed by the upstream.",
+     &TrafficStats::upstream_retries},
 };
 
 }  // namespace
@@ -81,56 +131,20 @@ std::string render_prometheus(const TrafficStats& stats, const Snapshot& snapsho
              u.latency.count);
   }
 
-  e.single("figshift_client_connections_active", "gauge", "Open client connections.",
-           stats.active_connections);
-  e.single("figshift_client_connections_accepted_total", "counter", "Client connections accepted.",
-           stats.connections_accepted);
-  e.single("figshift_client_connections_refused_total", "counter",
-           "Client connections closed at once because limits.max_connections was reached.",
-           stats.connections_refused);
-  e.single("figshift_accept_errors_total", "counter",
-           "Errors from accept() (e.g. out of file descriptors).", stats.accept_errors);
-  e.single("figshift_client_connection_errors_total", "counter",
-           "Client connections ended by an unexpected I/O error (resets, write timeouts, TLS).",
-           stats.failures);
-  e.single("figshift_access_log_dropped_bytes_total", "counter",
-           "Access-log bytes dropped because the destination failed or fell 64 MiB behind.",
-           stats.access_log_dropped_bytes);
-  e.single("figshift_tls_handshake_failures_total", "counter",
-           "TLS listener handshakes that failed (plain HTTP on a TLS port, TLS < 1.2, timeouts).",
-           stats.tls_handshake_failures);
-  e.single("figshift_requests_rejected_total", "counter",
-           "Requests the proxy answered itself before routing (400, 413, 431, 503).",
-           stats.rejected_requests);
-  e.single("figshift_body_budget_rejections_total", "counter",
-           "Requests answered 503 because their body did not fit limits.buffered_body_bytes.",
-           stats.body_budget_rejections);
-  e.single("figshift_buffered_body_bytes", "gauge",
-           "Request-body bytes reserved in memory now (limit: limits.buffered_body_bytes).",
-           stats.buffered_body_bytes);
-  e.single("figshift_upstream_connections_idle", "gauge",
-           "Keep-alive upstream connections waiting in the pools.", stats.upstream_idle_connections);
-  e.single("figshift_upstream_connections_opened_total", "counter",
-           "Upstream connections opened (the rest of the requests reused one).",
-           stats.upstream_connections_opened);
-  e.single("figshift_upstream_retries_total", "counter",
-           "Requests retried once because a pooled connection had been closed by the upstream.",
-           stats.upstream_retries);
+  for (const auto& metric : traffic_metrics)
+    e.single(metric.name, metric.type, metric.help, stats.*metric.field);
 
   const int split = snapshot.split_at(now_ms);
-  const auto& ramp = snapshot.ramp;
-  const bool ramp_active = ramp && now_ms < ramp->start_ms + ramp->duration_ms;
-  double progress = 1.0;
-  if (ramp && ramp->duration_ms > 0)
-    progress = std::clamp(static_cast<double>(now_ms - ramp->start_ms) / ramp->duration_ms, 0.0, 1.0);
+  // Without a ramp: not active, progress 1 (the last ramp, if any, is over).
+  const RampProgress ramp = snapshot.ramp ? ramp_progress(*snapshot.ramp, now_ms) : RampProgress{};
   e.single("figshift_traffic_split_percent", "gauge",
            "Effective split now: users in buckets below it go to the new APIs.", split);
   e.single("figshift_traffic_split_target_percent", "gauge",
            "The stored traffic-split, where a ramp ends.", snapshot.split);
   e.single("figshift_ramp_active", "gauge", "1 while a traffic ramp is in progress.",
-           ramp_active ? 1 : 0);
+           ramp.active ? 1 : 0);
   e.single("figshift_ramp_progress_ratio", "gauge", "Progress of the last ramp, 0 to 1.",
-           ramp ? progress : 1.0);
+           ramp.fraction);
 
   e.single("figshift_store_version", "gauge", "Version of the routing store being served.",
            store.version);
