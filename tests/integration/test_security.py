@@ -493,5 +493,47 @@ class BodyMemoryBudgetTest(h.FigTestCase):
             c.close()
 
 
+class KeptSoundTest(h.FigTestCase):
+    """Issue #18's "sound today, keep it so": a client's Connection header cannot strip
+    figshift's own X-Forwarded-*, and redirect mode never sends a client to another host."""
+
+    def setUp(self):
+        super().setUp()
+        self.a = self.upstream("A")
+        self.b1 = self.upstream("B1")
+        self.store = {"APIGW_A_URL": self.a.url(), "APIGW_B1_URL": self.b1.url("127.0.0.1", "/prod"),
+                      "route:/orders": "B1 /v2/orders", "traffic-split": "100"}
+
+    def test_connection_header_cannot_strip_our_forwarded_headers(self):
+        d = self.daemon(self.store)
+        payload = (b"GET /x HTTP/1.1\r\nHost: shop.example\r\n"
+                   b"Connection: keep-alive, X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host\r\n\r\n")
+        res = h.raw_exchange(d.port, payload, timeout=3)
+        self.assertEqual(res.status, 200, res)
+        got = h.json.loads(res.data.split(b"\r\n\r\n", 1)[1])["headers"]
+        self.assertEqual(got.get("x-forwarded-for"), "127.0.0.1")
+        self.assertEqual(got.get("x-forwarded-proto"), "http")
+        self.assertEqual(got.get("x-forwarded-host"), "shop.example")
+
+    def test_redirect_mode_never_leaves_the_upstreams_host(self):
+        d = self.daemon(dict(self.store, mode="redirect"))
+        a_origin = "http://127.0.0.1:%d/" % self.a.port
+        b1_origin = "http://127.0.0.1:%d/prod/" % self.b1.port
+        for target, origin in ((b"//evil.example/x", a_origin), (b"http://evil.example/x", a_origin),
+                               (b"http://evil.example//evil.example/x", a_origin),
+                               (b"/orders//evil.example", b1_origin), (b"/%2e%2e//evil.example", a_origin),
+                               (b"/@evil.example", a_origin)):
+            with self.subTest(target=target):
+                payload = (b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nAuthorization: "
+                           + basic(MIGRATED).encode() + b"\r\n\r\n")
+                res = h.raw_exchange(d.port, payload, timeout=3)
+                self.assertEqual(res.status, 302, res)
+                location = [line.split(b":", 1)[1].strip().decode() for line in res.data.split(b"\r\n")
+                            if line.lower().startswith(b"location:")]
+                self.assertEqual(len(location), 1, res)
+                self.assertTrue(location[0].startswith(origin), "%r -> %r" % (target, location[0]))
+        self.assertEqual(self.a.requests + self.b1.requests, [])
+
+
 if __name__ == "__main__":
     unittest.main()
