@@ -13,9 +13,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
 
-def run(*args, timeout=30):
+def run(*args, timeout=30, cwd=None):
     return subprocess.run([h.figshift_bin(), *args], capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, cwd=cwd)
 
 
 GOOD_SEED = {"data": [{"key": "APIGW_A_URL", "value": "http://127.0.0.1:9"}]}
@@ -185,6 +185,63 @@ class CliTest(h.FigTestCase):
         self.assertRegex(r.stdout.lower(), r"new|migrated", r.stdout)
         r = run("bucket", "hello", "--split", str(b))
         self.assertRegex(r.stdout.lower(), r"legacy", r.stdout)
+
+    # -- argument handling (it lives in main(): only the binary can show it) --
+
+    def test_help_lists_every_subcommand(self):
+        r = run("--help")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for sub in ("serve", "check-config", "bucket", "demo-upstreams", "shift", "rollback", "status", "kv"):
+            self.assertRegex(r.stdout, r"(?m)^\s+%s\b" % re.escape(sub), "%s missing from --help" % sub)
+
+    def test_argument_errors_exit_2_and_start_nothing(self):
+        # A working directory holding a valid config/figshift.json: a command whose arguments were
+        # not refused would start (serve, demo-upstreams) or check it, and create the store.
+        os.makedirs(os.path.join(self.dir, "config"))
+        cfg = self.good_config()
+        cfg["store"]["seed"] = "../seed.json"
+        self.write(cfg, os.path.join("config", "figshift.json"))
+        cases = [
+            [],                                   # a subcommand is required
+            ["frobnicate"],                       # no such subcommand
+            ["serve", "--bogus"],
+            ["serve", "--config"],                # the option without its value
+            ["check-config", "extra-argument"],
+            ["bucket"],                           # the username is required
+            ["bucket", "hello", "--split", "101"],  # README: the split is 0..100
+            ["bucket", "hello", "--split", "-1"],
+            ["bucket", "hello", "--split", "half"],
+            ["bucket", "hello", "--salt"],
+            ["demo-upstreams", "--port-a", "70000"],
+            ["demo-upstreams", "--port-b1", "x"],
+            ["kv", "frobnicate"],
+        ]
+        for args in cases:
+            with self.subTest(args=args):
+                r = run(*args, timeout=10, cwd=self.dir)  # a started daemon would time out here
+                # docs/admin-api.md "CLI": 2 is a usage error (bad arguments or options)
+                self.assertEqual(r.returncode, 2, "%s: %s" % (args, r.stdout + r.stderr))
+                self.assertNotEqual(r.stderr.strip(), "", "%s: no message" % args)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "config", "kvs.json")), "a command ran")
+
+    def test_bucket_arguments_in_any_order_and_split_bounds(self):
+        b = h.bucket_of("hello", "pepper")
+        first = run("bucket", "hello", "--salt", "pepper", "--split", "100")
+        self.assertEqual(first.returncode, 0, first.stderr)
+        self.assertIn(b, [int(n) for n in re.findall(r"-?\d+", first.stdout)], first.stdout)
+        for args in (["bucket", "--split", "100", "hello", "--salt", "pepper"],
+                     ["bucket", "--salt", "pepper", "--split", "100", "hello"]):
+            r = run(*args)
+            self.assertEqual((r.returncode, r.stdout), (0, first.stdout), args)
+        # README: the split is 0..100; every user is new at 100 and legacy at 0
+        self.assertRegex(first.stdout.lower(), r"new|migrated")
+        r = run("bucket", "hello", "--salt", "pepper", "--split", "0")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout.lower(), r"legacy")
+        # a username that looks like an option, after "--"
+        r = run("bucket", "--", "--not-an-option")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(h.bucket_of("--not-an-option"), [int(n) for n in re.findall(r"-?\d+", r.stdout)], r.stdout)
 
 
 if __name__ == "__main__":

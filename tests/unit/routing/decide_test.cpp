@@ -1,15 +1,21 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <random>
 #include <string>
 
 #include "figshift/routing.hpp"
+#include "figshift/store/snapshot_builder.hpp"
 #include "routing_test_support.hpp"
 
 namespace figshift {
 namespace {
 
+using routing_test::Name;
 using routing_test::basic_header;
+using routing_test::property_iterations;
+using routing_test::random_bytes;
+using routing_test::random_name;
 
 constexpr std::int64_t now = 1'700'000'000'000;
 
@@ -171,30 +177,87 @@ TEST(RoutingDecide, RampDrivesTheSplit) {
             Group::migrated);
 }
 
-TEST(RoutingJoinPath, ExactlyOneSlashBetweenParts) {
-  EXPECT_EQ(join_path("", "/x"), "/x");
-  EXPECT_EQ(join_path("", "/"), "/");
-  EXPECT_EQ(join_path("/prod", "/"), "/prod/");
-  EXPECT_EQ(join_path("/prod", "/orders/7"), "/prod/orders/7");
-  EXPECT_EQ(join_path("/prod/", "/orders/7"), "/prod/orders/7");
-  EXPECT_EQ(join_path("/prod", "orders/7"), "/prod/orders/7");
-  EXPECT_EQ(join_path("/prod/", "orders"), "/prod/orders");
-  EXPECT_EQ(join_path("/prod", ""), "/prod");
-  EXPECT_EQ(join_path("/", "/x"), "/x");
-  EXPECT_EQ(join_path("/prod", "//x"), "/prod//x");  // slashes inside the path are the client's
+
+// Dot segments are removed before routing (src/routing/path.cpp normalize_path): a path
+// cannot climb out of a rewritten prefix.
+TEST(RoutingNormalizePath, DecideRoutesAndForwardsTheNormalizedPath) {
+  auto snapshot = build_snapshot({{"APIGW_A_URL", "http://a"},
+                                  {"APIGW_B1_URL", "http://b1"},
+                                  {"traffic-split", "100"},
+                                  {"route:/orders", "B1 /v2/orders"}});
+  // "hello" is bucket 70 < 100: the new group.
+  const std::string hello = "Basic aGVsbG86cHc=";  // hello:pw
+  auto escaped = decide({"/orders/../admin", hello}, *snapshot, 0);
+  EXPECT_EQ(escaped.upstream->name, "A");
+  EXPECT_EQ(escaped.target, "/admin");
+  auto encoded = decide({"/orders/%2e%2e/admin?x=1", hello}, *snapshot, 0);
+  EXPECT_EQ(encoded.upstream->name, "A");
+  EXPECT_EQ(encoded.target, "/admin?x=1");
+  auto inside = decide({"/x/../orders/7", hello}, *snapshot, 0);
+  EXPECT_EQ(inside.upstream->name, "B1");
+  EXPECT_EQ(inside.target, "/v2/orders/7");
 }
 
-TEST(RoutingSnapshot, FindByName) {
-  const Snapshot s = make_snapshot(0);
-  ASSERT_NE(s.find("B1"), nullptr);
-  EXPECT_EQ(s.find("B1"), &s.upstreams[1]);
-  EXPECT_EQ(s.find("A"), &s.upstreams[0]);
-  EXPECT_EQ(s.find("B2"), &s.upstreams[2]);
-  EXPECT_EQ(s.find("B"), nullptr);
-  EXPECT_EQ(s.find("C"), nullptr);
-  EXPECT_EQ(s.find(""), nullptr);
-  EXPECT_EQ(Snapshot{}.find("A"), nullptr);
+// ---- properties over many random inputs (RoutingProperties) ---------------
+
+Snapshot snapshot_with_split(int split) {
+  Snapshot s;
+  Upstream a;
+  a.name = "A";
+  Upstream b;
+  b.name = "B";
+  s.upstreams = {a, b};
+  s.routes = RouteTable({Route{"/", 1, std::nullopt}});
+  s.split = split;
+  return s;
 }
+
+TEST(RoutingProperties, DecideMatchesBucketOfThroughTheHeader) {
+  std::mt19937 rng(4242);
+  const Snapshot s = snapshot_with_split(50);
+  for (int i = 0; i < property_iterations; ++i) {
+    if (i % 2 == 0) {
+      // A valid name: the bucket the closed form gives for its UTF-16.
+      const Name name = random_name(rng);
+      const std::string header = basic_header(name.utf8, "pw");
+      const Decision d = decide({.target = "/", .authorization = header}, s, 0);
+      ASSERT_EQ(d.bucket, routing_test::bucket_closed_form(routing_test::java_hash_closed_form(name.utf16)))
+          << i;
+      continue;
+    }
+    // Random bytes (invalid UTF-8 too): decide() agrees with bucket_of() on the username part.
+    const std::string bytes = random_bytes(rng);
+    const std::string header = basic_header(bytes, "pw");
+    const Decision d = decide({.target = "/", .authorization = header}, s, 0);
+    if (bytes.find(':') != std::string::npos) {
+      // The username ends at the first ':' the random bytes happen to hold.
+      ASSERT_EQ(d.bucket, bucket_of(bytes.substr(0, bytes.find(':')))) << i;
+    } else {
+      ASSERT_EQ(d.bucket, bucket_of(bytes)) << i;
+    }
+  }
+}
+
+TEST(RoutingProperties, RaisingTheSplitNeverMovesAUserBack) {
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int> split(0, 100);
+  for (int i = 0; i < property_iterations; ++i) {
+    const std::string header = basic_header(random_name(rng).utf8);
+    const int s = split(rng);
+    const int k = std::uniform_int_distribution<int>(0, 100 - s)(rng);
+    const Snapshot lower = snapshot_with_split(s);
+    const Snapshot higher = snapshot_with_split(s + k);
+    const Decision before = decide({.target = "/x", .authorization = header}, lower, 0);
+    const Decision after = decide({.target = "/x", .authorization = header}, higher, 0);
+    ASSERT_EQ(before.bucket, after.bucket);
+    if (before.group == Group::migrated) {
+      ASSERT_EQ(after.group, Group::migrated) << "split " << s << " -> " << s + k;
+      ASSERT_EQ(after.upstream->name, "B");
+    }
+    ASSERT_EQ(before.group == Group::migrated, before.bucket < s);
+  }
+}
+
 
 }  // namespace
 }  // namespace figshift

@@ -1,8 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstdint>
+#include <random>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "figshift/routing.hpp"
 #include "routing_test_support.hpp"
@@ -10,7 +14,11 @@
 namespace figshift {
 namespace {
 
+using routing_test::Name;
 using routing_test::basic_header;
+using routing_test::property_iterations;
+using routing_test::random_bytes;
+using routing_test::random_name;
 
 // docs/design.md §1, reference values (salt empty).
 struct Reference {
@@ -108,6 +116,63 @@ TEST(RoutingJavaHash, SaltAndUsernameAreDecodedSeparately) {
             routing_test::bucket_closed_form(routing_test::java_hash_closed_form(u"Zo\uFFFD\uFFFD")));
   EXPECT_NE(bucket_of("\xAB", "Zo\xC3"), 14);
 }
+
+// ---- properties over many random inputs (RoutingProperties) ---------------
+// Expected values from routing_test_support's closed forms, never from the code under test.
+
+TEST(RoutingProperties, ValidUtf8DecodesToItsUtf16AndHashesLikeTheClosedForm) {
+  std::mt19937 rng(20240601);
+  for (int i = 0; i < property_iterations; ++i) {
+    const Name name = random_name(rng);
+    ASSERT_EQ(utf8_to_utf16(name.utf8), name.utf16) << i;
+    const std::int32_t h = routing_test::java_hash_closed_form(name.utf16);
+    ASSERT_EQ(java_hash_code(name.utf16), h) << i;
+    ASSERT_EQ(bucket_of(name.utf8), routing_test::bucket_closed_form(h)) << i;
+  }
+}
+
+TEST(RoutingProperties, SameInputSameBucketAndAlwaysInRange) {
+  std::mt19937 rng(7);
+  std::array<int, 100> seen{};
+  std::vector<std::pair<std::string, int>> first_pass;
+  for (int i = 0; i < property_iterations; ++i) {
+    int bucket = -1;
+    std::string bytes;
+    if (i % 2 == 0) {
+      const Name name = random_name(rng);
+      bytes = name.utf8;
+      bucket = bucket_of(bytes);
+      // Valid UTF-8 has a known answer: the closed form over its UTF-16.
+      ASSERT_EQ(bucket, routing_test::bucket_closed_form(routing_test::java_hash_closed_form(name.utf16)))
+          << i;
+    } else {
+      bytes = random_bytes(rng);
+      bucket = bucket_of(bytes);
+    }
+    ASSERT_GE(bucket, 0);
+    ASSERT_LT(bucket, 100);
+    first_pass.emplace_back(bytes, bucket);
+    ++seen[static_cast<std::size_t>(bucket)];
+  }
+  // No hidden state: the same inputs, asked again in the reverse order (each
+  // call after a different one than the first time), give the same buckets.
+  for (auto it = first_pass.rbegin(); it != first_pass.rend(); ++it)
+    ASSERT_EQ(bucket_of(std::string(it->first)), it->second);
+  // 5000 names over 100 buckets: every bucket gets some (expected 50 each).
+  for (int count : seen) EXPECT_GT(count, 10);
+}
+
+TEST(RoutingProperties, HashOfConcatenationIsSeededHash) {
+  std::mt19937 rng(99);
+  for (int i = 0; i < property_iterations; ++i) {
+    const Name a = random_name(rng);
+    const Name b = random_name(rng);
+    const std::int32_t whole = routing_test::java_hash_closed_form(a.utf16 + b.utf16);
+    ASSERT_EQ(java_hash_code(b.utf16, java_hash_code(a.utf16)), whole);
+    ASSERT_EQ(bucket_of(b.utf8, a.utf8), routing_test::bucket_closed_form(whole));
+  }
+}
+
 
 }  // namespace
 }  // namespace figshift

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <random>
 
 #include "figshift/routing.hpp"
 
@@ -73,6 +74,30 @@ TEST(RoutingRamp, SnapshotDelegates) {
   snapshot.ramp = Ramp{.from = 0, .to = 100, .start_ms = t0, .duration_ms = 100};
   EXPECT_EQ(snapshot.split_at(t0 + 42), 42);
 }
+
+// ---- properties over many random inputs (RoutingProperties) ---------------
+
+TEST(RoutingProperties, RampUpIsMonotonicInTime) {
+  std::mt19937 rng(555);
+  for (int i = 0; i < 200; ++i) {
+    const int from = std::uniform_int_distribution<int>(0, 100)(rng);
+    const int to = std::uniform_int_distribution<int>(from, 100)(rng);
+    const std::int64_t duration = std::uniform_int_distribution<std::int64_t>(1, 10'000'000)(rng);
+    const Ramp ramp{.from = from, .to = to, .start_ms = 1'000'000, .duration_ms = duration};
+    int previous = split_at(0, ramp, 0);
+    ASSERT_EQ(previous, from);
+    for (int step = 0; step <= 64; ++step) {
+      const std::int64_t t = 1'000'000 + duration * step / 60;
+      const int now = split_at(0, ramp, t);
+      ASSERT_GE(now, previous);
+      ASSERT_GE(now, from);
+      ASSERT_LE(now, to);
+      previous = now;
+    }
+    ASSERT_EQ(previous, to);
+  }
+}
+
 
 }  // namespace
 }  // namespace figshift

@@ -3,6 +3,7 @@
 // code under test with a second implementation rather than with itself.
 
 #include <cstdint>
+#include <random>
 #include <string>
 #include <string_view>
 
@@ -91,6 +92,55 @@ inline void append_code_point(std::string& utf8, std::u16string& utf16, char32_t
     utf16 += static_cast<char16_t>(0xD800 + ((cp - 0x10000) >> 10));
     utf16 += static_cast<char16_t>(0xDC00 + ((cp - 0x10000) & 0x3FF));
   }
+}
+
+
+// ---- random inputs for the property tests (RoutingProperties): a fixed seed
+// per test, so every run is the same, wide enough to hit surrogate pairs,
+// wrap-around and every bucket.
+
+inline constexpr int property_iterations = 5000;
+
+struct Name {
+  std::string utf8;
+  std::u16string utf16;
+};
+
+// A valid username with ASCII, two- and three-byte BMP and astral characters.
+inline Name random_name(std::mt19937& rng) {
+  std::uniform_int_distribution<int> length(0, 24);
+  std::uniform_int_distribution<int> plane(0, 3);
+  Name name;
+  const int n = length(rng);
+  for (int i = 0; i < n; ++i) {
+    char32_t cp = 0;
+    switch (plane(rng)) {
+      case 0:
+        cp = std::uniform_int_distribution<char32_t>(0x20, 0x7E)(rng);
+        break;
+      case 1:
+        cp = std::uniform_int_distribution<char32_t>(0x80, 0x7FF)(rng);
+        break;
+      case 2:
+        do cp = std::uniform_int_distribution<char32_t>(0x800, 0xFFFF)(rng);
+        while (cp >= 0xD800 && cp <= 0xDFFF);
+        break;
+      default:
+        cp = std::uniform_int_distribution<char32_t>(0x10000, 0x10FFFF)(rng);
+        break;
+    }
+    if (cp == ':') cp = ';';
+    append_code_point(name.utf8, name.utf16, cp);
+  }
+  return name;
+}
+
+inline std::string random_bytes(std::mt19937& rng) {
+  std::uniform_int_distribution<int> length(0, 16);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::string s(static_cast<std::size_t>(length(rng)), '\0');
+  for (char& c : s) c = static_cast<char>(byte(rng));
+  return s;
 }
 
 }  // namespace figshift::routing_test

@@ -289,5 +289,26 @@ TEST_F(StoreWrites, EveryPublishedVersionIsNewAndImmutable) {
   EXPECT_GT(store.snapshot()->version, before->version);
 }
 
+// ---- a refused write changes nothing (StoreCharacterRules: issue #18, finding 6) ----
+
+TEST(StoreCharacterRules, ARefusedWriteChangesNothing) {
+  auto log = std::make_shared<BackendLog>();
+  Store store(std::make_unique<FakeBackend>(log),
+              store_test::with(store_test::minimal_store(), "APIGW_B1_URL", "http://b1.example"));
+  const auto before = store.items();
+  const auto etag = store.etag();
+  const auto snapshot = store.snapshot();
+  Batch batch;
+  batch.puts = {{"traffic-split", "50"}, {"route:/crlf", "B1 /v2\r\nX-Injected:yes\r\nX-Pad:"}};
+  const WriteResult result = store.apply(batch);
+  EXPECT_EQ(result.status, WriteStatus::invalid);
+  EXPECT_TRUE(contains(result.message, "route:/crlf")) << result.message;
+  store_test::expect_printable(result.message);
+  EXPECT_EQ(store.items(), before);
+  EXPECT_EQ(store.etag(), etag);
+  EXPECT_EQ(store.snapshot(), snapshot);
+  EXPECT_TRUE(log->persisted.empty());
+}
+
 }  // namespace
 }  // namespace figshift

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -52,6 +53,17 @@ inline std::string rejection(const KvMap& kv) {
   }
   ADD_FAILURE() << "the store was accepted";
   return {};
+}
+
+// Refusals go into log lines, JSON error bodies and terminals: never a raw control byte.
+inline void expect_printable(const std::string& message) {
+  EXPECT_FALSE(message.empty());
+  for (unsigned char c : message)
+    EXPECT_TRUE(c >= 0x20 && c != 0x7F) << "byte " << int(c) << " in " << message;
+  for (std::size_t i = 0; i + 1 < message.size(); ++i)  // nor a C1 control (C2 80..C2 9F)
+    EXPECT_FALSE(message[i] == '\xC2' && static_cast<unsigned char>(message[i + 1]) <= 0x9F)
+        << message;
+  EXPECT_NO_THROW(((void)nlohmann::json{{"error", message}}.dump())) << message;
 }
 
 // Records what the Store asks of its backend.
