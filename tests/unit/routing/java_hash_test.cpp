@@ -14,7 +14,6 @@
 namespace figshift {
 namespace {
 
-using routing_test::Name;
 using routing_test::basic_header;
 using routing_test::property_iterations;
 using routing_test::random_bytes;
@@ -123,7 +122,7 @@ TEST(RoutingJavaHash, SaltAndUsernameAreDecodedSeparately) {
 TEST(RoutingProperties, ValidUtf8DecodesToItsUtf16AndHashesLikeTheClosedForm) {
   std::mt19937 rng(20240601);
   for (int i = 0; i < property_iterations; ++i) {
-    const Name name = random_name(rng);
+    const auto name = random_name(rng);
     ASSERT_EQ(utf8_to_utf16(name.utf8), name.utf16) << i;
     const std::int32_t h = routing_test::java_hash_closed_form(name.utf16);
     ASSERT_EQ(java_hash_code(name.utf16), h) << i;
@@ -139,7 +138,7 @@ TEST(RoutingProperties, SameInputSameBucketAndAlwaysInRange) {
     int bucket = -1;
     std::string bytes;
     if (i % 2 == 0) {
-      const Name name = random_name(rng);
+      const auto name = random_name(rng);
       bytes = name.utf8;
       bucket = bucket_of(bytes);
       // Valid UTF-8 has a known answer: the closed form over its UTF-16.
@@ -165,8 +164,8 @@ TEST(RoutingProperties, SameInputSameBucketAndAlwaysInRange) {
 TEST(RoutingProperties, HashOfConcatenationIsSeededHash) {
   std::mt19937 rng(99);
   for (int i = 0; i < property_iterations; ++i) {
-    const Name a = random_name(rng);
-    const Name b = random_name(rng);
+    const auto a = random_name(rng);
+    const auto b = random_name(rng);
     const std::int32_t whole = routing_test::java_hash_closed_form(a.utf16 + b.utf16);
     ASSERT_EQ(java_hash_code(b.utf16, java_hash_code(a.utf16)), whole);
     ASSERT_EQ(bucket_of(b.utf8, a.utf8), routing_test::bucket_closed_form(whole));
