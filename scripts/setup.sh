@@ -27,6 +27,9 @@ packages=(
   libclang-rt-14-dev
   # load generator for the zero-loss integration test (tests/integration/test_zero_loss.py)
   wrk
+  # the etcd backend's integration test starts a real etcd (tests/integration/test_etcd.py)
+  etcd-server
+  etcd-client
 )
 
 # The differential tests run the original JavaScript edge function. Any node

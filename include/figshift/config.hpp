@@ -67,6 +67,14 @@ struct Config {
     std::filesystem::path path;  // resolved against the config file's folder
     std::filesystem::path seed;  // KVS import file used when `path` does not exist
     ms reload_interval{500};     // how often the file is checked for edits
+    // backend "etcd" (#14): the store lives under `prefix` in an etcd v3
+    // cluster, reached through its JSON gateway at one of `endpoints`.
+    std::vector<std::string> endpoints;  // "http://host:port", tried in turn
+    std::string prefix = "/figshift/";   // etcd key = prefix + store key
+    std::filesystem::path cache;         // last accepted content, served when etcd is down at start
+    std::string username;                // etcd auth (with password_file)
+    std::filesystem::path password_file;
+    std::filesystem::path ca_file, cert_file, key_file;  // https endpoints
   } store;
 
   unsigned workers = 0;  // resolved: never 0 after load_config

@@ -14,6 +14,7 @@
 #include "figshift/cli.hpp"
 #include "figshift/config.hpp"
 #include "figshift/proxy.hpp"
+#include "figshift/store/etcd_backend.hpp"
 #include "figshift/store/file_backend.hpp"
 #include "figshift/store/store.hpp"
 
@@ -69,13 +70,25 @@ int run_serve(const std::string& config_path) {
   std::signal(SIGPIPE, SIG_IGN);
   Config config;
   std::unique_ptr<Store> store;
+  std::shared_ptr<EtcdSync> etcd_sync;  // backend "etcd": keeps the store in step with etcd
   std::string admin_token;
   try {
     config = load_config(config_path);
     check_tls_files(config);
     setup_logging(config.log_level);  // first: loading the token may warn (a readable token file)
     admin_token = load_admin_token(config);
-    store = open_store(config.store.path, config.store.seed);
+    if (config.store.backend == "etcd") {
+      EtcdOptions options;
+      options.endpoints = config.store.endpoints;
+      options.prefix = config.store.prefix;
+      options.seed = config.store.seed;
+      options.cache = config.store.cache;
+      EtcdStore opened = open_etcd_store(options);
+      store = std::move(opened.store);
+      etcd_sync = std::move(opened.sync);
+    } else {
+      store = open_store(config.store.path, config.store.seed);
+    }
   } catch (const std::exception& e) {
     std::cerr << "figshift: " << e.what() << "\n";
     return 2;
@@ -108,6 +121,7 @@ int run_serve(const std::string& config_path) {
     return 1;
   }
   StoreWatcher watcher(control, *store, config.store.reload_interval);
+  if (etcd_sync) etcd_sync->start(control);
   std::thread joiner;
   bool drained = false;
 
@@ -124,6 +138,7 @@ int run_serve(const std::string& config_path) {
         draining = true;
         server->drain();
         watcher.stop();
+        if (etcd_sync) etcd_sync->stop();
         signals.cancel();
         // /readyz answers 503 while the workers finish; the admin API closes after them.
         joiner = std::thread([&] {

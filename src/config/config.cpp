@@ -1,5 +1,6 @@
 #include "figshift/config.hpp"
 
+#include <algorithm>
 #include <boost/asio/ip/address.hpp>
 #include <cctype>
 #include <charconv>
@@ -109,6 +110,63 @@ TrafficListener traffic_listener(const json& node, const std::string& path,
   return out;
 }
 
+// store.backend "etcd" (#14). Checked without contacting etcd, so that
+// check-config works on a host where etcd is down.
+void etcd_store(Section& s, const std::filesystem::path& dir, Config::Store& out) {
+  const json* endpoints = s.get("endpoints");
+  if (!endpoints) Section::fail("store.endpoints", "is required for the etcd backend");
+  if (!endpoints->is_array() || endpoints->empty())
+    Section::fail("store.endpoints", "must be a non-empty array of \"http://host:port\" URLs");
+  for (std::size_t i = 0; i < endpoints->size(); ++i) {
+    const json& e = (*endpoints)[i];
+    const std::string where = "store.endpoints[" + std::to_string(i) + "]";
+    if (!e.is_string()) Section::fail(where, "must be a string, got " + e.dump());
+    const std::string url = e.get<std::string>();
+    if (url.starts_with("https://"))
+      Section::fail(where, "https endpoints are not supported yet (TLS to etcd is not implemented); "
+                           "use http:// on a trusted network");
+    if (!url.starts_with("http://"))
+      Section::fail(where, "must start with http://, got \"" + url + "\"");
+    std::string_view rest = std::string_view(url).substr(7);
+    if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+    const auto colon = rest.rfind(':');
+    unsigned port = 0;
+    const bool port_ok =
+        colon != std::string_view::npos && colon > 0 &&
+        std::from_chars(rest.data() + colon + 1, rest.data() + rest.size(), port).ec == std::errc() &&
+        port > 0 && port < 65536 &&
+        std::all_of(rest.begin() + colon + 1, rest.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+    if (!port_ok || rest.find_first_of("/?#@ ") != std::string_view::npos)
+      Section::fail(where, "must be http://host:port (no path), got \"" + url + "\"");
+    out.endpoints.push_back(url);
+  }
+  s.string("prefix", out.prefix, false);
+  for (unsigned char ch : out.prefix)
+    if (ch < 0x20 || ch == 0x7f) Section::fail("store.prefix", "must not hold control characters");
+  std::string seed, cache, password_file, ca, cert, key;
+  s.string("seed", seed);
+  s.string("cache", cache);
+  if (!seed.empty()) out.seed = relative_to(dir, seed);
+  if (!cache.empty()) out.cache = relative_to(dir, cache);
+  s.string("username", out.username);
+  s.string("password_file", password_file);
+  if (out.username.empty() != password_file.empty())
+    Section::fail(out.username.empty() ? "store.password_file" : "store.username",
+                  "username and password_file go together");
+  if (!out.username.empty())
+    Section::fail("store.username", "etcd authentication is not supported yet");
+  s.string("ca_file", ca);
+  s.string("cert_file", cert);
+  s.string("key_file", key);
+  if (!ca.empty() || !cert.empty() || !key.empty())
+    Section::fail(!ca.empty() ? "store.ca_file" : !cert.empty() ? "store.cert_file" : "store.key_file",
+                  "TLS to etcd is not supported yet (https endpoints are refused)");
+  if (s.get("path")) Section::fail("store.path", "is for the file backend; the etcd backend uses "
+                                                  "endpoints, prefix and cache");
+  if (s.get("reload_interval_ms"))
+    Section::fail("store.reload_interval_ms", "is for the file backend (etcd changes arrive by watch)");
+}
+
 unsigned usable_cpus() {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) == 0) {
@@ -212,16 +270,20 @@ Config parse_config(const std::string& json_text, const std::filesystem::path& f
   {
     Section s(*store, "store");
     s.string("backend", c.store.backend, false);
-    if (c.store.backend != "file")
+    if (c.store.backend == "etcd") {
+      etcd_store(s, dir, c.store);
+    } else if (c.store.backend == "file") {
+      std::string path, seed;
+      if (!s.get("path")) Section::fail("store.path", "is required");
+      s.string("path", path, false);
+      s.string("seed", seed);
+      c.store.path = relative_to(dir, path);
+      if (!seed.empty()) c.store.seed = relative_to(dir, seed);
+      s.millis("reload_interval_ms", c.store.reload_interval);
+    } else {
       Section::fail("store.backend", "\"" + c.store.backend +
-                                         "\" is not supported by this build (supported: \"file\")");
-    std::string path, seed;
-    if (!s.get("path")) Section::fail("store.path", "is required");
-    s.string("path", path, false);
-    s.string("seed", seed);
-    c.store.path = relative_to(dir, path);
-    if (!seed.empty()) c.store.seed = relative_to(dir, seed);
-    s.millis("reload_interval_ms", c.store.reload_interval);
+                                         "\" is not supported (supported: \"file\", \"etcd\")");
+    }
     s.finish();
   }
 

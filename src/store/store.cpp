@@ -110,6 +110,10 @@ WriteResult Store::commit_locked(KvMap next, bool persist) {
   if (persist) {
     try {
       backend_->persist(next);
+    } catch (const StoreConflict& e) {
+      return {WriteStatus::precondition_failed, e.what(), etag_};
+    } catch (const StoreUnavailable& e) {
+      return {WriteStatus::unavailable, e.what(), etag_};
     } catch (const std::exception& e) {
       return {WriteStatus::io_error, std::string("could not persist the store: ") + e.what(),
               etag_};

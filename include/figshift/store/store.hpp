@@ -26,7 +26,7 @@ struct Batch {
   std::vector<std::string> deletes;
 };
 
-enum class WriteStatus { ok, precondition_failed, invalid, io_error };
+enum class WriteStatus { ok, precondition_failed, invalid, io_error, unavailable };
 
 struct WriteResult {
   WriteStatus status = WriteStatus::ok;

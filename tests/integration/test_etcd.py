@@ -1,0 +1,400 @@
+"""The etcd backend (#14): replicas of the real figshift binary sharing one
+routing store in a real etcd (Debian's etcd-server, started here on loopback
+with a temporary data dir and free ports, stopped by pid).
+
+Covered: a write through one replica's admin API reaches all three; an
+invalid value written with etcdctl is refused by every replica, which keep
+routing; If-Match across two replicas (25 concurrent rounds, one 200 and one
+412 each); the seed written exactly once by 3 replicas starting together;
+etcd SIGKILLed in the middle of a ramp (routing continues and agrees, writes
+answer 503, a replica restarted meanwhile serves its cache, etcd restarted ->
+writes work and every replica catches up); a replica cut off while etcd
+compacts resyncs; no etcd and no cache -> refuses to start; check-config
+without etcd.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (Daemon, FigTestCase, ThreeUpstreamsMixin, basic, bucket_of,  # noqa: E402
+                     eventually, figshift_bin, kvs_json, request)
+
+ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
+# etcd states the watch delivered and the replica refused count as failed reloads.
+FAILURES = 'figshift_store_reloads_total{result="failure"}'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Etcd:
+    """One etcd member on loopback; SIGKILL and restart keep its data dir."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="figshift-etcd-")
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.client_port
+        self.proc: subprocess.Popen | None = None
+        self.log = open(os.path.join(self.dir, "etcd.log"), "ab")
+
+    def start(self):
+        peer = "http://127.0.0.1:%d" % self.peer_port
+        self.proc = subprocess.Popen(
+            [ETCD, "--name", "m1", "--data-dir", os.path.join(self.dir, "data"),
+             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+             "--initial-cluster", "m1=" + peer, "--log-level", "warn"],
+            stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+        eventually(lambda: self.ctl("endpoint", "health", check=False).returncode == 0,
+                   timeout=20, interval=0.2, message="etcd healthy")
+        return self
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def close(self):
+        self.kill()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def ctl(self, *args, check=True) -> subprocess.CompletedProcess:
+        return subprocess.run([ETCDCTL, "--endpoints", self.url, "--dial-timeout", "2s",
+                               "--command-timeout", "5s", *args],
+                              capture_output=True, text=True, check=check,
+                              env={**os.environ, "ETCDCTL_API": "3"})
+
+    def get_json(self, key: str, prefix: bool = False) -> dict:
+        args = ["get", key, "-w", "json"] + (["--prefix"] if prefix else [])
+        return json.loads(self.ctl(*args).stdout)
+
+    def revision(self) -> int:
+        return int(self.get_json("/")["header"]["revision"])
+
+
+class EtcdCase(ThreeUpstreamsMixin, FigTestCase):
+    PREFIX = "/figshift/"
+
+    def setUp(self):
+        super().setUp()
+        self.etcd = Etcd().start()
+        self.addCleanup(self.etcd.close)
+        self.started: list[Daemon] = []
+
+    def tearDown(self):
+        super().tearDown()
+        outcome = getattr(self, "_outcome", None)
+        result = getattr(outcome, "result", None)
+        failed = result is not None and any(t is self for t, _ in result.failures + result.errors)
+        if failed:
+            for d in self.started:
+                sys.stderr.write("\n==== %s ====\n%s" % (d.name, d.logs(80)))
+
+    def replica(self, name: str, endpoints=None, seed=None, cache=True, start=True, expect_exit=0,
+                prefix=None) -> Daemon:
+        store = {"backend": "etcd", "path": None, "reload_interval_ms": None,
+                 "endpoints": endpoints or [self.etcd.url], "prefix": prefix or self.PREFIX,
+                 "seed": "seed.json"}
+        if cache:
+            store["cache"] = "cache/kvs-cache.json"
+        d = Daemon(seed if seed is not None else self.migration_store(split=10), {"store": store},
+                   expect_exit=expect_exit, name=name)
+        self.addCleanup(self._stop_daemon, d)
+        self.started.append(d)
+        if start:
+            d.start()
+        return d
+
+    def replicas(self, n=3, **kw) -> list[Daemon]:
+        out = [self.replica("replica-%d" % i, **kw) for i in range(n)]
+        for d in out:
+            eventually(lambda d=d: self.status(d)["store"]["connection"] == "connected", timeout=10,
+                       message="%s connected" % d.name)
+        return out
+
+    def status(self, d: Daemon) -> dict:
+        r = d.admin_request()
+        self.assertEqual(r.status, 200, r)
+        return r.json
+
+    def put(self, d: Daemon, key: str, value: str, if_match=None):
+        headers = {"Content-Type": "text/plain"}
+        if if_match:
+            headers["If-Match"] = if_match
+        return d.admin_request("PUT", "/admin/kv/" + key, headers, value.encode())
+
+    def wait_all(self, daemons, check, message, timeout=5.0):
+        for d in daemons:
+            eventually(lambda d=d: check(self.status(d)), timeout=timeout,
+                       message="%s: %s" % (d.name, message))
+
+    def metric(self, d: Daemon, name: str) -> float:
+        text = d.admin_request("GET", "/metrics").body.decode()
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise AssertionError("no metric %s in\n%s" % (name, text))
+
+
+class TestThreeReplicas(EtcdCase):
+    def test_a_write_through_one_replica_is_seen_by_all_three_and_routes_there(self):
+        rs = self.replicas()
+        user = next(u for u in ("user%d" % i for i in range(1000)) if 10 <= bucket_of(u) < 60)
+        for d in rs:
+            self.assertRoutedTo(request(d.port, "GET", "/orders/1", {"Authorization": basic(user)}), "A")
+        r = self.put(rs[0], "traffic-split", "60")
+        self.assertEqual(r.status, 200, r)
+        self.wait_all(rs, lambda s: s["traffic_split"] == 60, "split 60")
+        revision = self.etcd.revision()
+        for d in rs:
+            self.assertRoutedTo(request(d.port, "GET", "/orders/1", {"Authorization": basic(user)}),
+                                "B1", "/v2/orders/1", d.name)
+            s = self.status(d)
+            self.assertEqual(s["store"]["revision"], revision)
+            self.assertEqual(self.metric(d, "figshift_store_connected"), 1)
+            self.assertEqual(self.metric(d, "figshift_store_revision"), revision)
+            self.assertLess(self.metric(d, "figshift_store_seconds_since_sync"), 5)
+        # The etcd key holds the raw value: etcdctl sees what the admin API wrote.
+        self.assertEqual(self.etcd.ctl("get", self.PREFIX + "traffic-split", "--print-value-only").stdout.strip(),
+                         "60")
+        # A write with etcdctl is a valid way to shift, validated like any other.
+        self.etcd.ctl("put", self.PREFIX + "traffic-split", "5")
+        self.wait_all(rs, lambda s: s["traffic_split"] == 5, "split 5 from etcdctl")
+
+    def test_an_invalid_value_from_etcdctl_is_refused_by_every_replica_which_keep_routing(self):
+        rs = self.replicas()
+        failures = [self.metric(d, FAILURES) for d in rs]
+        self.etcd.ctl("put", self.PREFIX + "traffic-split", "banana")
+        self.wait_all(rs, lambda s: s["store"]["refused"] and "traffic-split" in s["store"]["refused"],
+                      "refusal shown")
+        for i, d in enumerate(rs):
+            s = self.status(d)
+            self.assertEqual(s["traffic_split"], 10)
+            self.assertGreater(self.metric(d, FAILURES), failures[i])
+            self.assertEqual(self.metric(d, "figshift_store_refused"), 1)
+            eventually(lambda d=d: any("refused" in l and "traffic-split" in l for l in d.log_lines()),
+                       message="%s logs the refusal naming the key" % d.name)
+            self.assertRoutedTo(request(d.port, "GET", "/orders/1"), "A")
+        # A write through the admin API is validated as a whole over the last good content.
+        r = self.put(rs[1], "route:/orders", "NOPE")
+        self.assertEqual(r.status, 400, r)
+        self.etcd.ctl("put", self.PREFIX + "traffic-split", "40")
+        self.wait_all(rs, lambda s: s["traffic_split"] == 40 and s["store"]["refused"] is None, "valid again")
+
+    def test_if_match_across_two_replicas_one_wins_the_other_gets_412(self):
+        rs = self.replicas(2)
+        for round_ in range(25):
+            etag = self.status(rs[0])["etag"]
+            self.wait_all(rs, lambda s: s["etag"] == etag, "same etag")
+            results = {}
+
+            def write(i):
+                results[i] = self.put(rs[i], "traffic-split", str(20 + round_ % 2 * 10 + i), if_match=etag)
+
+            threads = [threading.Thread(target=write, args=(i,)) for i in (0, 1)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            statuses = sorted(results[i].status for i in (0, 1))
+            self.assertEqual(statuses, [200, 412], "round %d: %r" % (round_, results))
+            winner = 0 if results[0].status == 200 else 1
+            value = 20 + round_ % 2 * 10 + winner
+            self.wait_all(rs, lambda s: s["traffic_split"] == value, "round %d converged" % round_)
+            self.assertEqual(self.etcd.ctl("get", self.PREFIX + "traffic-split",
+                                           "--print-value-only").stdout.strip(), str(value))
+
+
+class TestSeeding(EtcdCase):
+    def test_three_replicas_starting_together_on_an_empty_prefix_seed_once(self):
+        seed = self.migration_store(split=33)
+        ds = [self.replica("replica-%d" % i, seed=seed, start=False) for i in range(3)]
+        threads = [threading.Thread(target=d.start) for d in ds]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for d in ds:
+            self.assertTrue(d.alive(), d.logs())
+            self.assertEqual(self.status(d)["traffic_split"], 33)
+        got = self.etcd.get_json(self.PREFIX, prefix=True)
+        self.assertEqual(len(got["kvs"]), len(seed))
+        # One transaction wrote every key once: version 1, one create revision for all.
+        self.assertEqual({kv["version"] for kv in got["kvs"]}, {1})
+        self.assertEqual(len({kv["create_revision"] for kv in got["kvs"]}), 1)
+        seeded = sum(any("seeded the empty prefix" in l for l in d.log_lines()) for d in ds)
+        self.assertEqual(seeded, 1)
+
+
+class TestOutage(EtcdCase):
+    def test_etcd_killed_mid_ramp_routing_continues_writes_503_cache_serves_and_all_catch_up(self):
+        rs = self.replicas()
+        r = rs[0].admin_request("POST", "/admin/traffic-shift", {"Content-Type": "application/json"},
+                                json.dumps({"percent": 90, "seconds": 120}).encode())
+        self.assertEqual(r.status, 200, r)
+        self.wait_all(rs, lambda s: s["ramp"] is not None and s["ramp"]["to"] == 90, "ramp seen")
+        ramp = self.status(rs[0])["ramp"]
+        self.etcd.kill()
+        self.wait_all(rs, lambda s: s["store"]["connection"] == "disconnected", "disconnected", timeout=10)
+        for d in rs:
+            s = self.status(d)
+            self.assertEqual({k: s["ramp"][k] for k in ("from", "to", "start_ms", "duration_ms")},
+                             {k: ramp[k] for k in ("from", "to", "start_ms", "duration_ms")}, d.name)
+            self.assertIsNotNone(s["store"]["stale_since_ms"])
+            self.assertEqual(d.admin_request("GET", "/readyz").status, 200)
+            self.assertEqual(self.metric(d, "figshift_store_connected"), 0)
+            self.assertRoutedTo(request(d.port, "GET", "/orders/1"), "A")
+            w = self.put(d, "traffic-split", "0")
+            self.assertEqual(w.status, 503, w)
+            self.assertIn("etcd is unreachable", w.json["error"])
+        # Same user, same moment: every replica picks the same upstream.
+        users = ["user%d" % i for i in range(40)]
+        for u in users:
+            picks = {request(d.port, "GET", "/orders/1", {"Authorization": basic(u)}).upstream for d in rs}
+            self.assertEqual(len(picks), 1, "%s: %r" % (u, picks))
+        # A replica restarted while etcd is down serves its cache.
+        rs[2].stop()
+        rs[2].restart()
+        s = self.status(rs[2])
+        self.assertEqual(s["store"]["connection"], "cache")
+        self.assertIsNotNone(s["store"]["stale_since_ms"])
+        self.assertEqual(s["ramp"]["to"], 90)
+        self.assertTrue(any("serving the cache" in l for l in rs[2].log_lines()))
+        self.assertRoutedTo(request(rs[2].port, "GET", "/orders/1"), "A")
+        # etcd back: writes work again, every replica catches up without a restart.
+        self.etcd.start()
+        self.wait_all(rs, lambda s: s["store"]["connection"] == "connected", "reconnected", timeout=15)
+        w = self.put(rs[2], "traffic-split", "7")
+        self.assertEqual(w.status, 200, w)
+        self.etcd.ctl("del", self.PREFIX + "traffic-ramp")
+        self.wait_all(rs, lambda s: s["traffic_split"] == 7 and s["ramp"] is None, "caught up")
+
+    def test_no_etcd_and_no_cache_refuses_to_start(self):
+        self.etcd.kill()
+        d = self.replica("lonely", cache=False, start=False)
+        proc = subprocess.run([figshift_bin(), "serve", "--config", d.config_path], capture_output=True,
+                              text=True, timeout=30, cwd=d.dir)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn("no etcd endpoint answered", proc.stderr)
+        self.assertIn("no cache", proc.stderr)
+        self.assertIn("refusing to start", proc.stderr)
+
+    def test_check_config_validates_the_etcd_block_without_etcd(self):
+        self.etcd.kill()
+        d = self.replica("offline", start=False)
+        proc = subprocess.run([figshift_bin(), "check-config", "--config", d.config_path],
+                              capture_output=True, text=True, timeout=30)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertIn("store etcd (not contacted) " + self.etcd.url, proc.stdout)
+        cfg = json.load(open(d.config_path))
+        cfg["store"]["endpoints"] = ["https://127.0.0.1:2379"]
+        with open(d.config_path, "w") as f:
+            json.dump(cfg, f)
+        proc = subprocess.run([figshift_bin(), "check-config", "--config", d.config_path],
+                              capture_output=True, text=True, timeout=30)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("store.endpoints[0]: https endpoints are not supported yet", proc.stderr)
+
+
+class Cut:
+    """A TCP relay that can cut every connection and refuse new ones."""
+
+    def __init__(self, target_port: int):
+        self.target = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.open = True
+        self.conns: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.open:
+                c.close()
+                continue
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target), timeout=2)
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.conns += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b):
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def cut(self):
+        self.open = False
+        with self.lock:
+            for s in self.conns:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self.conns = []
+
+    def close(self):
+        self.cut()
+        self.listener.close()
+
+
+class TestCompaction(EtcdCase):
+    def test_a_replica_cut_off_while_etcd_compacts_resyncs_to_the_right_state(self):
+        relay = Cut(self.etcd.client_port)
+        self.addCleanup(relay.close)
+        d = self.replica("behind-relay", endpoints=[relay.url])
+        eventually(lambda: self.status(d)["store"]["connection"] == "connected", timeout=10)
+        relay.cut()
+        eventually(lambda: self.status(d)["store"]["connection"] == "disconnected", timeout=10)
+        for split in (11, 12, 13):
+            self.etcd.ctl("put", self.PREFIX + "traffic-split", str(split))
+        self.etcd.ctl("put", self.PREFIX + "mode", "redirect")
+        self.etcd.ctl("del", self.PREFIX + "route:/users")
+        self.etcd.ctl("compact", str(self.etcd.revision()))
+        relay.open = True
+        eventually(lambda: self.status(d)["store"]["connection"] == "connected", timeout=15)
+        s = eventually(lambda: (lambda s: s if s["traffic_split"] == 13 else None)(self.status(d)), timeout=5)
+        self.assertEqual(s["mode"], "redirect")
+        self.assertEqual([r["prefix"] for r in s["routes"]], ["/orders"])
+        self.assertTrue(any("compacted" in l for l in d.log_lines()), d.logs())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
