@@ -2,11 +2,11 @@
 
 #include "admin/dashboard.hpp"
 #include "figshift/routing.hpp"
-#include "figshift/store/etcd_backend.hpp"
 #include "figshift/store/kvs_format.hpp"
 #include "figshift/store/store.hpp"
 #include "figshift/telemetry/prometheus.hpp"
 
+#include <boost/url/pct_string_view.hpp>
 #include <nlohmann/json.hpp>
 
 namespace figshift::admin {
@@ -43,7 +43,6 @@ ApiResponse write_result(const WriteResult& result, const Store& store) {
     case WriteStatus::precondition_failed: return error(412, result.message);
     case WriteStatus::invalid: return error(400, result.message);
     case WriteStatus::io_error: return error(500, result.message);
-    case WriteStatus::unavailable: return error(503, result.message);
   }
   return error(500, "unexpected write status");
 }
@@ -86,7 +85,7 @@ json status_json(AdminContext& context) {
   json requests = json::object();
   for (const auto& u : snapshot->upstreams) requests[u.name] = 0;
   for (const auto& [name, stats] : context.stats().upstreams) requests[name] = stats.requests();
-  json out = {{"split", snapshot->split_at(now)},
+  return {{"split", snapshot->split_at(now)},
           {"traffic_split", snapshot->split},
           {"ramp", ramp},
           {"mode", snapshot->mode == Mode::redirect ? "redirect" : "proxy"},
@@ -98,21 +97,6 @@ json status_json(AdminContext& context) {
           {"routes", routes},
           {"requests", requests},
           {"draining", context.draining()}};
-  // A store many replicas share (etcd, #14): its link, revision and staleness.
-  if (const auto remote = context.store.backend().remote_status()) {
-    const auto ms_or_null = [](std::int64_t ms) { return ms > 0 ? json(ms) : json(nullptr); };
-    const auto text_or_null = [](const std::string& t) { return t.empty() ? json(nullptr) : json(t); };
-    out["store"] = {{"connection", remote->connection},
-                    {"endpoint", remote->endpoint},
-                    {"revision", remote->revision},
-                    {"seconds_since_sync", remote->last_sync_ms > 0
-                                               ? json((now - remote->last_sync_ms) / 1000.0)
-                                               : json(nullptr)},
-                    {"stale_since_ms", ms_or_null(remote->stale_since_ms)},
-                    {"refused", text_or_null(remote->refused)},
-                    {"last_error", text_or_null(remote->last_error)}};
-  }
-  return out;
 }
 
 ApiResponse traffic_shift(const ApiRequest& request, AdminContext& context) {
@@ -220,20 +204,11 @@ ApiResponse kv_one(const ApiRequest& request, const std::string& key, AdminConte
 }  // namespace
 
 std::optional<std::string> percent_decode(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] != '%') {
-      out += text[i];
-      continue;
-    }
-    if (i + 2 >= text.size() || !std::isxdigit(static_cast<unsigned char>(text[i + 1])) ||
-        !std::isxdigit(static_cast<unsigned char>(text[i + 2])))
-      return std::nullopt;
-    out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
-    i += 2;
-  }
-  return out;
+  // Only the escapes are checked: other bytes (even ones a URL may not hold
+  // unencoded) pass through as they came, and '+' stays '+'.
+  const auto encoded = boost::urls::make_pct_string_view(text);
+  if (!encoded) return std::nullopt;
+  return encoded->decode();
 }
 
 ApiResponse refusal_response(const Refusal& refusal) {
@@ -271,8 +246,6 @@ ApiResponse handle(const ApiRequest& request, AdminContext& context) {
                                        store.reload_failures(), store.rejected_writes()},
                                       context.now_ms()),
                     {}};
-    if (const auto remote = context.store.backend().remote_status())
-      res.body += render_remote_store_metrics(*remote, context.now_ms());
     res.content_type = "text/plain; version=0.0.4; charset=utf-8";
     return res;
   }

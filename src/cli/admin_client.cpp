@@ -23,6 +23,7 @@
 #include <system_error>
 
 #include "figshift/util/file.hpp"
+#include "figshift/util/url.hpp"
 
 namespace figshift::cli {
 namespace {
@@ -101,6 +102,8 @@ AdminClient::AdminClient(const AdminOptions& options) {
                                      "on loopback)");
     throw CliError(kExitUsage, "admin URL " + url_ + ": expected http://HOST[:PORT]");
   }
+  // RFC 3986 §3.2: the authority ends at the first '/', '?' or '#'. Boost.URL
+  // parses it; the path after it is sent as given (only its trailing '/' dropped).
   std::string_view rest = std::string_view(url_).substr(scheme.size());
   const auto authority_end = rest.find_first_of("/?#");
   const std::string_view authority = rest.substr(0, authority_end);
@@ -110,29 +113,29 @@ AdminClient::AdminClient(const AdminOptions& options) {
     throw CliError(kExitUsage,
                    "credentials in the admin URL are not supported; use --token-file or "
                    "FIGSHIFT_ADMIN_TOKEN");
-  std::string_view host_port = authority;
-  std::string_view port;
-  if (!host_port.empty() && host_port.front() == '[') {
-    const auto close = host_port.find(']');
-    if (close == std::string_view::npos)
-      throw CliError(kExitUsage, "admin URL " + url_ + ": unterminated [IPv6 address]");
-    host_ = std::string(host_port.substr(1, close - 1));
-    const std::string_view after = host_port.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') throw CliError(kExitUsage, "admin URL " + url_ + ": bad port");
-      port = after.substr(1);
-    }
-  } else {
-    const auto colon = host_port.rfind(':');
-    host_ = std::string(host_port.substr(0, colon));
-    if (colon != std::string_view::npos) port = host_port.substr(colon + 1);
+  // A host that is no RFC 3986 host (a space in it, "[abc]") is a usage error
+  // here; the hand-written parser before Boost.URL passed it on to fail at
+  // name resolution (exit 3).
+  const UrlAuthority parsed = parse_url_authority(authority);
+  switch (parsed.problem) {
+    case UrlAuthority::Problem::none:
+      break;
+    case UrlAuthority::Problem::port:
+      throw CliError(kExitUsage, "admin URL " + url_ + ": bad port");
+    case UrlAuthority::Problem::ip_literal:
+      throw CliError(kExitUsage, "admin URL " + url_ + ": bad [IPv6 address]");
+    case UrlAuthority::Problem::host:
+      throw CliError(kExitUsage, "admin URL " + url_ + ": bad host");
   }
+  host_ = parsed.host;  // an IPv6 address without its brackets, for the resolver
   if (host_.empty()) throw CliError(kExitUsage, "admin URL " + url_ + ": no host");
+  // Digits only (Boost.URL's port rule). "host:" is port 80, as "host" is
+  // (RFC 3986 §3.2.3 allows the empty port).
+  const std::string_view port = parsed.port;
   if (port.empty()) {
     port_ = "80";
   } else {
-    if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos ||
-        std::stoi(std::string(port)) < 1 || std::stoi(std::string(port)) > 65535)
+    if (port.size() > 5 || std::stoi(std::string(port)) < 1 || std::stoi(std::string(port)) > 65535)
       throw CliError(kExitUsage, "admin URL " + url_ + ": bad port");
     port_ = std::string(port);
   }
