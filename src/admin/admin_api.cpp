@@ -2,6 +2,7 @@
 
 #include "admin/dashboard.hpp"
 #include "figshift/routing.hpp"
+#include "figshift/store/etcd_backend.hpp"
 #include "figshift/store/kvs_format.hpp"
 #include "figshift/store/store.hpp"
 #include "figshift/telemetry/prometheus.hpp"
@@ -43,6 +44,7 @@ ApiResponse write_result(const WriteResult& result, const Store& store) {
     case WriteStatus::precondition_failed: return error(412, result.message);
     case WriteStatus::invalid: return error(400, result.message);
     case WriteStatus::io_error: return error(500, result.message);
+    case WriteStatus::unavailable: return error(503, result.message);
   }
   return error(500, "unexpected write status");
 }
@@ -85,7 +87,7 @@ json status_json(AdminContext& context) {
   json requests = json::object();
   for (const auto& u : snapshot->upstreams) requests[u.name] = 0;
   for (const auto& [name, stats] : context.stats().upstreams) requests[name] = stats.requests();
-  return {{"split", snapshot->split_at(now)},
+  json out = {{"split", snapshot->split_at(now)},
           {"traffic_split", snapshot->split},
           {"ramp", ramp},
           {"mode", snapshot->mode == Mode::redirect ? "redirect" : "proxy"},
@@ -97,6 +99,21 @@ json status_json(AdminContext& context) {
           {"routes", routes},
           {"requests", requests},
           {"draining", context.draining()}};
+  // A store many replicas share (etcd, #14): its link, revision and staleness.
+  if (const auto remote = context.store.backend().remote_status()) {
+    const auto ms_or_null = [](std::int64_t ms) { return ms > 0 ? json(ms) : json(nullptr); };
+    const auto text_or_null = [](const std::string& t) { return t.empty() ? json(nullptr) : json(t); };
+    out["store"] = {{"connection", remote->connection},
+                    {"endpoint", remote->endpoint},
+                    {"revision", remote->revision},
+                    {"seconds_since_sync", remote->last_sync_ms > 0
+                                               ? json((now - remote->last_sync_ms) / 1000.0)
+                                               : json(nullptr)},
+                    {"stale_since_ms", ms_or_null(remote->stale_since_ms)},
+                    {"refused", text_or_null(remote->refused)},
+                    {"last_error", text_or_null(remote->last_error)}};
+  }
+  return out;
 }
 
 ApiResponse traffic_shift(const ApiRequest& request, AdminContext& context) {
@@ -246,6 +263,8 @@ ApiResponse handle(const ApiRequest& request, AdminContext& context) {
                                        store.reload_failures(), store.rejected_writes()},
                                       context.now_ms()),
                     {}};
+    if (const auto remote = context.store.backend().remote_status())
+      res.body += render_remote_store_metrics(*remote, context.now_ms());
     res.content_type = "text/plain; version=0.0.4; charset=utf-8";
     return res;
   }
