@@ -2,8 +2,8 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/write.hpp>
@@ -14,7 +14,6 @@
 #include <chrono>
 #include <utility>
 
-#include "proxy/send_now.hpp"
 #include "proxy/worker.hpp"
 
 namespace figshift::proxy {
@@ -363,121 +362,6 @@ void ClientSession::route() {
   write_upstream_head(request, upstream, decision_.target, client_ip_,
                       stream_.is_tls() ? "https" : "http", trusted_peer_, exchange().upstream_head);
   do_upstream();
-}
-
-void ClientSession::respond_error(http::status status, std::string_view message) {
-  ++worker_.stats().rejected_requests;
-  // After a malformed or refused request the rest of the stream cannot be trusted.
-  do_write(json_error(status, message, client_version_ ? client_version_ : 11, false));
-}
-
-void ClientSession::write_access_log(AccessLogBuffer& log) {
-  AccessRecord record;
-  record.connection = id_;
-  record.client = client_ip_;
-  std::optional<std::string> username;
-  if (auto& parser = exchange().request_parser; parser && parser->is_header_done()) {
-    const auto& request = parser->get();
-    record.method = request.method_string();
-    record.target = request.target();
-    if (routed_ && worker_.config().access_log.include_username)
-      username = basic_auth_username(field_value(request, http::field::authorization));
-  }
-  const Response& response = *exchange().response;
-  record.status = response.result_int();
-  if (routed_) {
-    record.upstream = decision_.upstream->name;
-    record.group = decision_.group == Group::migrated ? "new" : "legacy";
-    record.bucket = decision_.bucket;
-  }
-  if (username) record.username = *username;
-  record.latency_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - request_started_)
-          .count();
-  record.bytes = response.body().size();
-  log.write(record);
-}
-
-void ClientSession::do_write(Response response) {
-  auto& x = exchange();
-  const auto& own = x.respond_with(std::move(response));
-  x.response_head.clear();
-  serialize_head(own, x.response_head);
-  do_write_prepared(own.keep_alive());
-}
-
-void ClientSession::do_write_prepared(bool keep_alive) {
-  if (routed_) {
-    auto& stats = *upstream_stats_;
-    const auto status_class = std::clamp(exchange().response->result_int() / 100, 1u, 5u);
-    ++stats.responses[decision_.group == Group::migrated ? 1 : 0][status_class - 1];
-  }
-  if (auto* log = worker_.access_log()) write_access_log(*log);
-  routed_ = false;
-  close_after_write_ = !keep_alive;
-  arm(worker_.config().timeouts.client_write);
-  HeadAndBody wire(exchange().response_head, exchange().response->body());
-  if (error_code ec; !stream_.is_tls() && send_now(stream_.tcp(), wire, ec)) return on_write(ec, 0);
-  asio::async_write(stream_, wire,
-                    beast::bind_front_handler(&ClientSession::on_write, shared_from_this()));
-}
-
-void ClientSession::on_write(error_code ec, std::size_t) {
-  ec = timed(ec);
-  if (ec) return fail(ec, "write response");
-  snapshot_.reset();
-  // Bytes of a pipelined request stay with this session, in its buffer.
-  if (exchange_->read_buffer.size() == 0)
-    worker_.exchanges().give(std::move(exchange_));
-  else
-    exchange_->reset();
-  if (close_after_write_) return do_linger();
-  next_request();
-}
-
-void ClientSession::do_linger() {
-  if (stream_.is_tls()) {
-    // TLS ends with close_notify both ways; the write deadline bounds the wait for the peer's.
-    arm(worker_.config().timeouts.client_write);
-    return stream_.tls().async_shutdown(
-        beast::bind_front_handler(&ClientSession::on_tls_shutdown, shared_from_this()));
-  }
-  // Half-close and drain what the client still sends, so that our response is
-  // not destroyed by a reset when we close with unread data (lingering close).
-  error_code ec;
-  stream_.tcp().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
-  if (ec) return close();
-  arm(worker_.config().timeouts.client_header);
-  do_linger_read();
-}
-
-void ClientSession::on_tls_shutdown(error_code) {
-  close();  // the peer's close_notify, EOF, a reset or the deadline: done either way
-}
-
-void ClientSession::on_linger(error_code ec, std::size_t) {
-  if (ec) return close();  // EOF, timeout or reset: the client is done either way
-  do_linger_read();
-}
-
-void ClientSession::do_linger_read() {
-  auto& buffer = exchange().read_buffer;
-  buffer.clear();
-  stream_.async_read_some(buffer.prepare(4096),
-                          beast::bind_front_handler(&ClientSession::on_linger, shared_from_this()));
-}
-
-void ClientSession::fail(error_code ec, const char* what) {
-  ++worker_.stats().failures;
-  spdlog::debug("conn {}: {}: {}", id_, what, ec.message());
-  close();
-}
-
-void ClientSession::close() {
-  deadline_ = std::chrono::steady_clock::time_point::max();
-  error_code ec;
-  stream_.tcp().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-  stream_.tcp().close(ec);
 }
 
 }  // namespace figshift::proxy

@@ -1,7 +1,10 @@
 #pragma once
 // One client connection: reads requests, routes each with the worker's current
 // snapshot, forwards it upstream and writes the response back. Owns itself
-// (enable_shared_from_this); lives on its worker's thread only.
+// (enable_shared_from_this); lives on its worker's thread only. One .cpp per
+// half: client_session.cpp (reading and routing a request),
+// client_session_upstream.cpp (the upstream exchange) and
+// client_session_response.cpp (writing the response, closing).
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http/error.hpp>
