@@ -83,6 +83,8 @@ int run_serve(const std::string& config_path) {
       options.prefix = config.store.prefix;
       options.seed = config.store.seed;
       options.cache = config.store.cache;
+      options.username = config.store.username;
+      options.password_file = config.store.password_file;
       EtcdStore opened = open_etcd_store(options);
       store = std::move(opened.store);
       etcd_sync = std::move(opened.sync);

@@ -153,8 +153,7 @@ void etcd_store(Section& s, const std::filesystem::path& dir, Config::Store& out
   if (out.username.empty() != password_file.empty())
     Section::fail(out.username.empty() ? "store.password_file" : "store.username",
                   "username and password_file go together");
-  if (!out.username.empty())
-    Section::fail("store.username", "etcd authentication is not supported yet");
+  if (!password_file.empty()) out.password_file = relative_to(dir, password_file);
   s.string("ca_file", ca);
   s.string("cert_file", cert);
   s.string("key_file", key);

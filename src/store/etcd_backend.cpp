@@ -40,6 +40,38 @@ Shared::Shared(const EtcdOptions& o) : options(o) {
   }
   if (endpoints.empty()) throw std::runtime_error("store.endpoints: none configured");
   if (!options.cache.empty()) cache.emplace(options.cache);
+  if (!options.username.empty()) {
+    std::error_code error;
+    std::optional<std::string> text = read_file(options.password_file, error);
+    if (!text)
+      throw std::runtime_error("store.password_file " + options.password_file.string() +
+                               ": cannot be read: " + error.message());
+    while (!text->empty() && (text->back() == '\n' || text->back() == '\r')) text->pop_back();
+    if (text->empty())
+      throw std::runtime_error("store.password_file " + options.password_file.string() + " is empty");
+    password = std::move(*text);
+  }
+}
+
+Endpoint Shared::current() const {
+  Endpoint out = endpoints[endpoint];
+  out.token = token;
+  return out;
+}
+
+bool authenticate_blocking(Shared& shared, const Endpoint& endpoint, std::string& why) {
+  if (shared.options.username.empty()) return true;
+  const HttpResult r = post_blocking(endpoint, "/v3/auth/authenticate",
+                                     auth_request(shared.options.username, shared.password),
+                                     shared.options.request_timeout);
+  std::string token;
+  if (r.error) why = r.error.message();
+  else if (r.status != 200) why = "HTTP " + std::to_string(r.status) + " " + error_message(r.body);
+  else token = parse_auth(r.body, why);
+  if (token.empty()) return false;
+  std::lock_guard lock(shared.mutex);
+  shared.token = std::move(token);
+  return true;
 }
 
 RemoteStatus Shared::status() const {
@@ -84,11 +116,22 @@ class EtcdBackend : public StoreBackend {
             "); writes are refused until it is back, the last good version keeps serving");
       if (write_ops(shared_->seen, next) == 0) return;
       body = write_txn(shared_->options.prefix, shared_->seen, shared_->revision, next);
-      endpoint = shared_->endpoints[shared_->endpoint];
+      endpoint = shared_->current();
       based_on = shared_->revision;
     }
-    const HttpResult result =
-        post_blocking(endpoint, "/v3/kv/txn", body, shared_->options.request_timeout);
+    HttpResult result = post_blocking(endpoint, "/v3/kv/txn", body, shared_->options.request_timeout);
+    // An auth token expires when unused (etcd's --auth-token-ttl): get a new one and retry once.
+    if (!result.error && result.status == 401 && !shared_->options.username.empty()) {  // invalid auth token
+      std::string why;
+      if (!authenticate_blocking(*shared_, endpoint, why))
+        throw StoreUnavailable("etcd " + endpoint.url + " refused to authenticate user " +
+                               shared_->options.username + ": " + why);
+      {
+        std::lock_guard lock(shared_->mutex);
+        endpoint.token = shared_->token;
+      }
+      result = post_blocking(endpoint, "/v3/kv/txn", body, shared_->options.request_timeout);
+    }
     if (result.error)
       throw StoreUnavailable("etcd " + endpoint.url + " did not complete the write (" +
                              result.error.message() +
@@ -246,12 +289,20 @@ EtcdStore open_etcd_store(const EtcdOptions& options) {
   std::optional<RangeResult> range;
   for (std::size_t i = 0; i < shared->endpoints.size() && !range; ++i) {
     std::string failure;
-    range = read_prefix(*shared, shared->endpoints[i], failure);
-    if (range) shared->endpoint = i;
-    else why += (why.empty() ? "" : "; ") + failure;
+    shared->endpoint = i;
+    if (!authenticate_blocking(*shared, shared->endpoints[i], failure)) {
+      // Wrong credentials are a configuration error, not an outage: say so now.
+      if (failure.starts_with("HTTP "))
+        throw std::runtime_error("etcd " + shared->endpoints[i].url + " refused to authenticate user " +
+                                 options.username + ": " + failure);
+      why += (why.empty() ? "" : "; ") + shared->endpoints[i].url + ": " + failure;
+      continue;
+    }
+    range = read_prefix(*shared, shared->current(), failure);
+    if (!range) why += (why.empty() ? "" : "; ") + failure;
   }
   if (!range) return from_cache(shared, "no etcd endpoint answered (" + why + ")");
-  const Endpoint& endpoint = shared->endpoints[shared->endpoint];
+  const Endpoint endpoint = shared->current();
   if (range->kv.empty()) {
     if (options.seed.empty())
       throw InvalidStore("etcd prefix " + options.prefix + " is empty and no store.seed is set");

@@ -21,6 +21,8 @@ http::request<http::string_body> post(const Endpoint& endpoint, std::string targ
   request.set(http::field::host, endpoint.host + ":" + endpoint.port);
   request.set(http::field::content_type, "application/json");
   request.set(http::field::user_agent, "figshift");
+  // The gateway passes Authorization on as the "authorization" metadata etcd reads a token from.
+  if (!endpoint.token.empty()) request.set(http::field::authorization, endpoint.token);
   request.body() = std::move(body);
   request.prepare_payload();
   return request;
@@ -37,7 +39,7 @@ std::optional<Endpoint> parse_endpoint(const std::string& url) {
   if (colon == std::string::npos || colon == 0 || colon + 1 == rest.size()) return std::nullopt;
   std::string host = rest.substr(0, colon);
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  return Endpoint{url, host, rest.substr(colon + 1)};
+  return Endpoint{url, host, rest.substr(colon + 1), {}};
 }
 
 // --- HttpCall ----------------------------------------------------------------

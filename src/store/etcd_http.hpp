@@ -24,6 +24,7 @@ struct Endpoint {
   std::string url;  // as configured, for messages
   std::string host;
   std::string port;
+  std::string token;  // etcd auth token sent as Authorization ("" without auth)
 };
 // "http://host:port" (already checked by the config) -> host and port.
 std::optional<Endpoint> parse_endpoint(const std::string& url);

@@ -287,6 +287,22 @@ WatchMessage parse_watch_line(std::string_view line, std::string_view prefix, st
   return out;
 }
 
+std::string auth_request(std::string_view name, std::string_view password) {
+  return json{{"name", name}, {"password", password}}.dump();
+}
+
+std::string parse_auth(std::string_view body, std::string& error) {
+  error.clear();
+  auto parsed = parse_object(body, error);
+  if (!parsed) return {};
+  const auto token = parsed->find("token");
+  if (token == parsed->end() || !token->is_string() || token->get_ref<const std::string&>().empty()) {
+    error = "etcd authenticate response without a token";
+    return {};
+  }
+  return token->get<std::string>();
+}
+
 std::string error_message(std::string_view body) {
   json parsed = json::parse(body, nullptr, false);
   if (parsed.is_object()) {

@@ -72,6 +72,10 @@ std::string watch_request(std::string_view prefix, std::int64_t start_revision);
 // One line of the watch stream. {"error": …} gives `error` with etcd's message.
 WatchMessage parse_watch_line(std::string_view line, std::string_view prefix, std::string& error);
 
+// POST /v3/auth/authenticate: the request, and the token from its answer.
+std::string auth_request(std::string_view name, std::string_view password);
+std::string parse_auth(std::string_view body, std::string& error);
+
 // etcd's own message from an error body ({"error": "...", "message": "..."}), else the body.
 std::string error_message(std::string_view body);
 

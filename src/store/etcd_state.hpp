@@ -42,11 +42,20 @@ struct Shared {
   std::string refused;
   std::string last_error;
   std::optional<FileBackend> cache;
+  std::string password;  // from options.password_file (auth only)
+  std::string token;     // the current auth token ("": none yet, or auth is off)
+
+  // The endpoint in use, carrying the current token. Call under `mutex`.
+  Endpoint current() const;
 
   RemoteStatus status() const;
   // Writes the accepted content to the cache file; a failure is logged, not fatal.
   void write_cache(const KvMap& kv);
 };
+
+// Authenticates at `endpoint` when a username is configured (blocking, for
+// start-up and writes); returns false with `why` when etcd refuses or does not answer.
+bool authenticate_blocking(Shared& shared, const Endpoint& endpoint, std::string& why);
 
 // The sync loop (etcd_sync.cpp) for a Store opened on `shared`.
 std::shared_ptr<EtcdSync::Impl> make_sync_impl(std::shared_ptr<Shared> shared, Store& store);

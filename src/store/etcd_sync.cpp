@@ -37,6 +37,8 @@ struct EtcdSync::Impl : std::enable_shared_from_this<EtcdSync::Impl> {
   void on_connected();
   void on_failure(const std::string& why);
   void do_reconnect();
+  void do_authenticate();
+  void on_authenticate(std::uint64_t generation, const etcd::HttpResult& result);
   void apply_state(KvMap kv, std::int64_t revision);
   // Drops the watch and pending calls of the current attempt: their handlers become no-ops.
   void reset_attempt();
@@ -86,7 +88,7 @@ void EtcdSync::Impl::start(boost::asio::io_context& ioc) {
   if (revision > 0)
     do_watch(revision + 1);
   else
-    do_resync("start");
+    do_reconnect();  // started from the cache: authenticate if needed, then read
 }
 
 void EtcdSync::Impl::stop() {
@@ -98,7 +100,7 @@ void EtcdSync::Impl::stop() {
 
 etcd::Endpoint EtcdSync::Impl::endpoint() const {
   std::lock_guard lock(shared_->mutex);
-  return shared_->endpoints[shared_->endpoint];
+  return shared_->current();
 }
 
 void EtcdSync::Impl::reset_attempt() {
@@ -311,6 +313,8 @@ void EtcdSync::Impl::on_failure(const std::string& why) {
     }
     shared_->last_error = url + ": " + why;
     shared_->endpoint = (shared_->endpoint + 1) % shared_->endpoints.size();
+    // A new token for the next endpoint (and in case this failure was an expired one).
+    shared_->token.clear();
   }
   // Jittered exponential backoff: replicas that lost etcd together do not come back in step.
   const auto cap = shared_->options.max_backoff.count();
@@ -324,6 +328,7 @@ void EtcdSync::Impl::on_failure(const std::string& why) {
 }
 
 void EtcdSync::Impl::do_reconnect() {
+  if (!shared_->options.username.empty() && endpoint().token.empty()) return do_authenticate();
   std::int64_t revision = 0;
   {
     std::lock_guard lock(shared_->mutex);
@@ -334,6 +339,32 @@ void EtcdSync::Impl::do_reconnect() {
     do_watch(revision + 1);
   else
     do_resync("reconnect");
+}
+
+void EtcdSync::Impl::do_authenticate() {
+  reset_attempt();
+  const std::uint64_t generation = generation_;
+  call_ = std::make_shared<etcd::HttpCall>(
+      *ioc_, endpoint(), "/v3/auth/authenticate",
+      etcd::auth_request(shared_->options.username, shared_->password));
+  call_->start(shared_->options.request_timeout,
+               [self = shared_from_this(), generation](etcd::HttpResult result) {
+                 self->on_authenticate(generation, result);
+               });
+}
+
+void EtcdSync::Impl::on_authenticate(std::uint64_t generation, const etcd::HttpResult& result) {
+  if (stopped_ || generation != generation_) return;
+  call_.reset();
+  if (auto why = failure_of(result); !why.empty()) return on_failure("authenticate: " + why);
+  std::string error;
+  std::string token = etcd::parse_auth(result.body, error);
+  if (!error.empty()) return on_failure(error);
+  {
+    std::lock_guard lock(shared_->mutex);
+    shared_->token = std::move(token);
+  }
+  do_reconnect();
 }
 
 }  // namespace figshift

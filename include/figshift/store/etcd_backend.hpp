@@ -30,6 +30,8 @@ struct EtcdOptions {
   std::string prefix = "/figshift/";
   std::filesystem::path seed;   // KVS import file written once into an empty prefix
   std::filesystem::path cache;  // every accepted content, written atomically; empty: none
+  std::string username;         // etcd authentication (a simple or JWT token per connection)
+  std::filesystem::path password_file;  // its password, one line, read at start
   std::chrono::milliseconds request_timeout{2000};  // each range, txn, and a watch's start
   std::chrono::milliseconds heartbeat{1000};        // link check and drift check
   std::chrono::milliseconds max_backoff{5000};      // reconnect delay cap (jittered)

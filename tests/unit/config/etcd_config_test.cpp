@@ -96,7 +96,9 @@ TEST(EtcdConfig, UsernameAndPasswordFileGoTogether) {
   store["password_file"] = "etcd.password";
   EXPECT_EQ(error_of(store), "store.password_file: username and password_file go together");
   store["username"] = "figshift";
-  EXPECT_NE(error_of(store).find("not supported yet"), std::string::npos);
+  const Config c = parse_config(with_store(store).dump(), config_file);
+  EXPECT_EQ(c.store.username, "figshift");
+  EXPECT_EQ(c.store.password_file, fs::path("/etc/figshift/etcd.password"));
 }
 
 TEST(EtcdConfig, UnknownKeysAndFileBackendKeysAreErrors) {
