@@ -25,7 +25,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "integration"))
 from harness import Daemon, basic, bucket_of, migration_store, request, start_upstream  # noqa: E402
-from test_etcd import Etcd  # noqa: E402
+from etcd_cluster import Etcd  # noqa: E402
 
 
 def percentile(values, p):

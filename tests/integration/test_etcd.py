@@ -11,86 +11,26 @@ answer 503, a replica restarted meanwhile serves its cache, etcd restarted ->
 writes work and every replica catches up); a replica cut off while etcd
 compacts resyncs; etcd authentication (username + password_file; a wrong
 password refuses to start); no etcd and no cache -> refuses to start;
-check-config without etcd.
+check-config without etcd; a 3-member cluster with the replicas' member
+killed -> they fail over to another endpoint.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Daemon, FigTestCase, ThreeUpstreamsMixin, basic, bucket_of,  # noqa: E402
-                     eventually, figshift_bin, kvs_json, request)
+                     eventually, figshift_bin, migration_store, request)
 
-ETCD = shutil.which("etcd") or "/usr/bin/etcd"
-ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
+from etcd_cluster import ETCDCTL, Cut, Etcd, EtcdCluster  # noqa: E402
 # etcd states the watch delivered and the replica refused count as failed reloads.
 FAILURES = 'figshift_store_reloads_total{result="failure"}'
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Etcd:
-    """One etcd member on loopback; SIGKILL and restart keep its data dir."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="figshift-etcd-")
-        self.client_port = free_port()
-        self.peer_port = free_port()
-        self.url = "http://127.0.0.1:%d" % self.client_port
-        self.proc: subprocess.Popen | None = None
-        self.user: str | None = None  # "root:password" once auth is enabled
-        self.log = open(os.path.join(self.dir, "etcd.log"), "ab")
-
-    def start(self):
-        peer = "http://127.0.0.1:%d" % self.peer_port
-        self.proc = subprocess.Popen(
-            [ETCD, "--name", "m1", "--data-dir", os.path.join(self.dir, "data"),
-             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
-             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", "m1=" + peer, "--log-level", "warn"],
-            stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
-        eventually(lambda: self.ctl("endpoint", "health", check=False).returncode == 0,
-                   timeout=20, interval=0.2, message="etcd healthy")
-        return self
-
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def close(self):
-        self.kill()
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def ctl(self, *args, check=True) -> subprocess.CompletedProcess:
-        user = ["--user", self.user] if self.user else []
-        return subprocess.run([ETCDCTL, "--endpoints", self.url, "--dial-timeout", "2s",
-                               "--command-timeout", "5s", *user, *args],
-                              capture_output=True, text=True, check=check,
-                              env={**os.environ, "ETCDCTL_API": "3"})
-
-    def get_json(self, key: str, prefix: bool = False) -> dict:
-        args = ["get", key, "-w", "json"] + (["--prefix"] if prefix else [])
-        return json.loads(self.ctl(*args).stdout)
-
-    def revision(self) -> int:
-        return int(self.get_json("/")["header"]["revision"])
 
 
 class EtcdCase(ThreeUpstreamsMixin, FigTestCase):
@@ -323,67 +263,6 @@ class TestOutage(EtcdCase):
         self.assertIn("store.endpoints[0]: https endpoints are not supported yet", proc.stderr)
 
 
-class Cut:
-    """A TCP relay that can cut every connection and refuse new ones."""
-
-    def __init__(self, target_port: int):
-        self.target = target_port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.open = True
-        self.conns: list[socket.socket] = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.listener.accept()
-            except OSError:
-                return
-            if not self.open:
-                c.close()
-                continue
-            try:
-                u = socket.create_connection(("127.0.0.1", self.target), timeout=2)
-            except OSError:
-                c.close()
-                continue
-            with self.lock:
-                self.conns += [c, u]
-            for a, b in ((c, u), (u, c)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(a, b):
-        try:
-            while data := a.recv(65536):
-                b.sendall(data)
-        except OSError:
-            pass
-        for s in (a, b):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
-    def cut(self):
-        self.open = False
-        with self.lock:
-            for s in self.conns:
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-            self.conns = []
-
-    def close(self):
-        self.cut()
-        self.listener.close()
-
-
 class TestCompaction(EtcdCase):
     def test_a_replica_cut_off_while_etcd_compacts_resyncs_to_the_right_state(self):
         relay = Cut(self.etcd.client_port)
@@ -438,6 +317,53 @@ class TestAuth(EtcdCase):
         self.assertEqual(proc.returncode, 2, proc.stderr)
         self.assertIn("refused to authenticate user figshift", proc.stderr)
         self.assertIn("authentication failed", proc.stderr)
+
+
+class TestCluster(ThreeUpstreamsMixin, FigTestCase):
+    def test_replicas_fail_over_to_another_member_when_theirs_is_killed(self):
+        cluster = EtcdCluster().start()
+        self.addCleanup(cluster.close)
+        ds = []
+        for i in range(2):
+            d = Daemon(migration_store(self.a, self.b1, self.b2, split=10),
+                       {"store": {"backend": "etcd", "path": None, "reload_interval_ms": None,
+                                  "endpoints": cluster.urls, "prefix": "/figshift/", "seed": "seed.json",
+                                  "cache": "cache.json"}}, name="replica-%d" % i)
+            self.addCleanup(self._stop_daemon, d)
+            d.start()
+            ds.append(d)
+
+        def status(d):
+            return d.admin_request().json["store"]
+
+        for d in ds:
+            eventually(lambda d=d: status(d)["connection"] == "connected", timeout=10)
+        used = status(ds[0])["endpoint"]
+        self.assertIn(used, cluster.urls)
+        victim = cluster.urls.index(used)
+        cluster.kill(victim)
+        alive = [u for u in cluster.urls if u != used]
+        for d in ds:
+            eventually(lambda d=d: status(d)["connection"] == "connected" and status(d)["endpoint"] in alive,
+                       timeout=15, message="%s failed over" % d.name)
+        # Killing the raft leader leaves the cluster without one for an election
+        # timeout or two: a write then answers 503 (etcd did not commit it in
+        # time), and the operator retries, as here.
+        answers = []
+
+        def write():
+            r = ds[0].admin_request("PUT", "/admin/kv/traffic-split", {"Content-Type": "text/plain"}, b"55")
+            answers.append(r.status)
+            return r.status == 200
+
+        eventually(write, timeout=10, interval=0.5, message="a write after the failover")
+        self.assertEqual(set(answers) - {200, 503}, set(), answers)
+        for d in ds:
+            eventually(lambda d=d: d.admin_request().json["traffic_split"] == 55, timeout=5)
+        cluster.ctl("put", "/figshift/traffic-split", "56", endpoints=alive)
+        for d in ds:
+            eventually(lambda d=d: d.admin_request().json["traffic_split"] == 56, timeout=5)
+            self.assertRoutedTo(request(d.port, "GET", "/orders/1"), "A")
 
 
 if __name__ == "__main__":
