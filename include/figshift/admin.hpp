@@ -11,6 +11,7 @@
 #include <string>
 
 #include "figshift/config.hpp"
+#include "figshift/guard.hpp"
 #include "figshift/store/store.hpp"
 #include "figshift/telemetry/stats.hpp"
 
@@ -33,6 +34,7 @@ struct AdminContext {
   std::function<TrafficStats()> stats;                 // the proxy's counters, merged
   std::function<bool()> draining;                      // readiness
   std::function<std::int64_t()> now_ms;                // wall clock, Unix ms
+  const GuardEvaluator* guard = nullptr;               // live guard values; null: none
 };
 
 class AdminServer {

@@ -64,6 +64,43 @@ RampProgress ramp_progress(const Ramp& ramp, std::int64_t now_ms);
 // from + (to - from) * elapsed / duration, floored, clamped to the ramp's ends.
 int split_at(int split, const std::optional<Ramp>& ramp, std::int64_t now_ms);
 
+// A guarded rollout (`traffic-plan`, issue #16): from `from`, each step ramps
+// linearly to `to` over `over_ms`, then holds for `hold_ms`; the last level
+// stays once every step is done. Like a ramp it is data plus the wall clock,
+// so every replica computes the same split with no leader.
+struct PlanStep {
+  int to = 0;
+  std::int64_t over_ms = 0;
+  std::int64_t hold_ms = 0;  // the last step's hold: how long it is shown as holding
+};
+struct TrafficPlan {
+  int from = 0;  // the split when the plan was written
+  std::int64_t start_ms = 0;
+  std::vector<PlanStep> steps;  // never empty; `to` never decreases (validated by the store)
+};
+
+// Where a plan stands at `now_ms`.
+struct PlanProgress {
+  int split = 0;                 // the split now
+  std::size_t step = 0;          // the current step (index); steps.size() once done
+  bool holding = false;          // ramped to the step's `to`, holding it
+  bool done = false;             // every step ramped and held
+  std::int64_t step_start_ms = 0;  // when the current step's ramp began
+  std::int64_t next_change_ms = 0;  // when the current phase ends (0 once done)
+};
+PlanProgress plan_progress(const TrafficPlan& plan, std::int64_t now_ms);
+
+// Thresholds of `guard` (issue #16): over the last `window_s`, the requests of
+// the new group that reached one new upstream must keep their error ratio
+// (5xx, the proxy's own 502/504 included) and p99 latency under these.
+struct Guard {
+  std::optional<double> max_error_ratio;
+  std::optional<std::int64_t> max_p99_ms;
+  std::int64_t window_s = 30;
+  std::int64_t min_requests = 100;  // fewer in the window: no verdict
+  bool relative_to_legacy = false;  // the error ratio above the legacy group's
+};
+
 enum class Mode { proxy, redirect };
 
 // Immutable routing configuration, validated and built by the store.
@@ -73,13 +110,18 @@ struct Snapshot {
   RouteTable routes;
   int split = 0;  // traffic-split
   std::optional<Ramp> ramp;
+  std::optional<TrafficPlan> plan;   // traffic-plan; never together with a ramp
+  std::optional<Guard> guard;        // guard
+  std::optional<std::string> guard_tripped;  // guard-tripped, as stored (JSON)
   std::string salt;              // hash-salt (UTF-8)
   std::int32_t salt_seed = 0;    // java_hash_code(utf16(salt)), so requests hash only the user
   Mode mode = Mode::proxy;
   std::uint64_t version = 0;     // store version this was built from
   std::string etag;
 
-  int split_at(std::int64_t now_ms) const { return figshift::split_at(split, ramp, now_ms); }
+  int split_at(std::int64_t now_ms) const {
+    return plan ? plan_progress(*plan, now_ms).split : figshift::split_at(split, ramp, now_ms);
+  }
   const Upstream* find(std::string_view name) const;
 };
 

@@ -63,6 +63,77 @@ std::optional<std::string> if_match_of(const ApiRequest& request) {
   return request.if_match;
 }
 
+// The guard's series, appended to /metrics (telemetry does not know the guard).
+std::string render_guard_metrics(const Snapshot& snapshot, const GuardState& state) {
+  std::string out;
+  auto line = [&out](const std::string& text) { out += text + "\n"; };
+  line("# HELP figshift_guard_tripped 1 while guard-tripped is set in the store (the split is held at 0).");
+  line("# TYPE figshift_guard_tripped gauge");
+  line("figshift_guard_tripped " + std::string(snapshot.guard_tripped ? "1" : "0"));
+  line("# HELP figshift_guard_trips_total Guard breaches this process wrote to the store as a rollback.");
+  line("# TYPE figshift_guard_trips_total counter");
+  line("figshift_guard_trips_total " + std::to_string(state.trips));
+  line("# HELP figshift_guard_error_ratio Error ratio of the new group on each new upstream over the guard's window.");
+  line("# TYPE figshift_guard_error_ratio gauge");
+  for (const auto& r : state.readings)
+    line("figshift_guard_error_ratio{upstream=\"" + r.upstream + "\"} " + json(r.error_ratio).dump());
+  line("# HELP figshift_guard_p99_seconds p99 latency of each new upstream over the guard's window.");
+  line("# TYPE figshift_guard_p99_seconds gauge");
+  for (const auto& r : state.readings)
+    if (r.p99_ms) line("figshift_guard_p99_seconds{upstream=\"" + r.upstream + "\"} " + json(*r.p99_ms / 1000.0).dump());
+  return out;
+}
+
+json plan_json(const Snapshot& snapshot, std::int64_t now) {
+  if (!snapshot.plan) return nullptr;
+  const TrafficPlan& plan = *snapshot.plan;
+  const PlanProgress p = plan_progress(plan, now);
+  json steps = json::array();
+  for (const auto& s : plan.steps)
+    steps.push_back({{"to", s.to}, {"over_s", s.over_ms / 1000}, {"hold_s", s.hold_ms / 1000}});
+  return {{"from", plan.from},       {"start_ms", plan.start_ms}, {"steps", steps},
+          {"step", p.step},          {"step_count", plan.steps.size()},
+          {"phase", p.done ? "done" : p.holding ? "holding" : "ramping"},
+          {"next_change_ms", p.next_change_ms}, {"done", p.done}};
+}
+
+json guard_json(const Snapshot& snapshot, const GuardEvaluator* evaluator) {
+  json out = {{"configured", snapshot.guard.has_value()}, {"tripped", nullptr}};
+  if (snapshot.guard_tripped) out["tripped"] = json::parse(*snapshot.guard_tripped, nullptr, false);
+  if (const auto& g = snapshot.guard) {
+    out["thresholds"] = {{"max_error_ratio", g->max_error_ratio ? json(*g->max_error_ratio) : json(nullptr)},
+                         {"max_p99_ms", g->max_p99_ms ? json(*g->max_p99_ms) : json(nullptr)},
+                         {"window_s", g->window_s},
+                         {"min_requests", g->min_requests},
+                         {"relative_to_legacy", g->relative_to_legacy}};
+  }
+  if (evaluator) {
+    const GuardState& state = evaluator->state();
+    out["armed"] = state.armed;
+    out["trips"] = state.trips;
+    json readings = json::array();
+    for (const auto& r : state.readings)
+      readings.push_back({{"upstream", r.upstream},
+                          {"requests", r.requests},
+                          {"errors", r.errors},
+                          {"error_ratio", r.error_ratio},
+                          {"legacy_error_ratio", r.legacy_error_ratio ? json(*r.legacy_error_ratio) : json(nullptr)},
+                          {"p99_ms", r.p99_ms ? json(*r.p99_ms) : json(nullptr)}});
+    out["readings"] = readings;
+  }
+  return out;
+}
+
+// A tripped guard refuses any move above 0 until an operator resets it.
+std::optional<ApiResponse> refused_while_tripped(const Snapshot& snapshot, int target) {
+  if (!snapshot.guard_tripped || target == 0) return std::nullopt;
+  json tripped = json::parse(*snapshot.guard_tripped, nullptr, false);
+  auto res = reply(409, json{{"error", "the guard tripped: the split stays 0 until it is reset "
+                                       "(figshift guard reset, or DELETE /admin/kv/guard-tripped)"},
+                             {"guard_tripped", tripped}});
+  return res;
+}
+
 json status_json(AdminContext& context) {
   const auto snapshot = context.store.snapshot();
   const auto now = context.now_ms();
@@ -90,6 +161,8 @@ json status_json(AdminContext& context) {
   json out = {{"split", snapshot->split_at(now)},
           {"traffic_split", snapshot->split},
           {"ramp", ramp},
+          {"plan", plan_json(*snapshot, now)},
+          {"guard", guard_json(*snapshot, context.guard)},
           {"mode", snapshot->mode == Mode::redirect ? "redirect" : "proxy"},
           {"legacy_upstream", snapshot->upstreams[snapshot->legacy].name},
           {"hash_salt_set", !snapshot->salt.empty()},
@@ -136,9 +209,11 @@ ApiResponse traffic_shift(const ApiRequest& request, AdminContext& context) {
   }
   const int target = percent->get<int>();
   const auto snapshot = context.store.snapshot();
+  if (auto refused = refused_while_tripped(*snapshot, target)) return *refused;
   const auto now = context.now_ms();
   Batch batch;
   batch.puts.emplace_back("traffic-split", std::to_string(target));
+  batch.deletes.push_back("traffic-plan");  // a manual shift ends a rollout
   if (seconds > 0) {
     batch.puts.emplace_back("traffic-ramp", json{{"from", snapshot->split_at(now)},
                                                  {"to", target},
@@ -156,10 +231,39 @@ ApiResponse traffic_shift(const ApiRequest& request, AdminContext& context) {
   return reply(200, status_json(context));
 }
 
+// POST /admin/rollout {"steps":[{"to":5,"over_s":60,"hold_s":300},…]}: a
+// traffic-plan starting now from the current split.
+ApiResponse rollout(const ApiRequest& request, AdminContext& context) {
+  const std::optional<json> parsed = json_body(request);
+  if (!parsed || !parsed->is_object() || !parsed->contains("steps") || parsed->size() != 1)
+    return error(400, "body must be JSON {\"steps\":[{\"to\":P,\"over_s\":S,\"hold_s\":S},…]}");
+  const auto snapshot = context.store.snapshot();
+  const auto now = context.now_ms();
+  const json& steps = (*parsed)["steps"];
+  int final_to = 0;
+  if (steps.is_array() && !steps.empty() && steps.back().is_object() && steps.back().contains("to") &&
+      steps.back()["to"].is_number_integer())
+    final_to = steps.back()["to"].get<int>();
+  if (auto refused = refused_while_tripped(*snapshot, 1)) return *refused;  // any rollout raises it
+  const json plan{{"start_ms", now}, {"from", snapshot->split_at(now)}, {"steps", steps}};
+  Batch batch;
+  // traffic-split holds where the plan ends (as a shift's does), so deleting the
+  // plan by hand leaves that split; the store validates the plan itself.
+  batch.puts.emplace_back("traffic-split", std::to_string(std::clamp(final_to, 0, 100)));
+  batch.puts.emplace_back("traffic-plan", plan.dump());
+  batch.deletes.push_back("traffic-ramp");
+  auto if_match = if_match_of(request);
+  if (!if_match) if_match = snapshot->etag;  // the plan starts from this snapshot's split
+  auto result = context.store.apply(batch, if_match);
+  if (result.status != WriteStatus::ok) return write_result(result, context.store);
+  return reply(200, status_json(context));
+}
+
 ApiResponse rollback(AdminContext& context) {
   Batch batch;
   batch.puts.emplace_back("traffic-split", "0");
   batch.deletes.push_back("traffic-ramp");
+  batch.deletes.push_back("traffic-plan");
   auto result = context.store.apply(batch);
   if (result.status != WriteStatus::ok) return write_result(result, context.store);
   return reply(200, status_json(context));
@@ -265,6 +369,7 @@ ApiResponse handle(const ApiRequest& request, AdminContext& context) {
                     {}};
     if (const auto remote = context.store.backend().remote_status())
       res.body += render_remote_store_metrics(*remote, context.now_ms());
+    if (context.guard) res.body += render_guard_metrics(*store.snapshot(), context.guard->state());
     res.content_type = "text/plain; version=0.0.4; charset=utf-8";
     return res;
   }
@@ -275,6 +380,10 @@ ApiResponse handle(const ApiRequest& request, AdminContext& context) {
   if (path == "/admin/traffic-shift") {
     if (request.method != "POST") return method_not_allowed("POST");
     return traffic_shift(request, context);
+  }
+  if (path == "/admin/rollout") {
+    if (request.method != "POST") return method_not_allowed("POST");
+    return rollout(request, context);
   }
   if (path == "/admin/rollback") {
     if (request.method != "POST") return method_not_allowed("POST");

@@ -10,6 +10,7 @@
 #include "figshift/store/kv_map.hpp"
 #include "figshift/store/snapshot_builder.hpp"
 #include "figshift/store/upstream_url.hpp"
+#include "store/rollout_keys.hpp"
 
 namespace figshift {
 namespace {
@@ -199,6 +200,13 @@ std::shared_ptr<const Snapshot> build_snapshot(const KvMap& kv, std::uint64_t ve
       legacy_name = value;
     } else if (key == "hash-salt") {
       s->salt = value;
+    } else if (key == "traffic-plan") {
+      s->plan = store_keys::parse_traffic_plan(key, value);
+    } else if (key == "guard") {
+      s->guard = store_keys::parse_guard(key, value);
+    } else if (key == "guard-tripped") {
+      store_keys::check_guard_tripped(key, value);
+      s->guard_tripped = value;
     } else if (key == "mode") {
       if (value == "proxy")
         s->mode = Mode::proxy;
@@ -208,9 +216,19 @@ std::shared_ptr<const Snapshot> build_snapshot(const KvMap& kv, std::uint64_t ve
         bad(key, "must be \"proxy\" or \"redirect\", got \"" + value + "\"");
     } else {
       bad(key, "unknown key (expected APIGW_<NAME>_URL, traffic-split, traffic-ramp, "
-               "route:<prefix>, legacy-upstream, hash-salt or mode)");
+               "traffic-plan, guard, guard-tripped, route:<prefix>, legacy-upstream, hash-salt "
+               "or mode)");
     }
   }
+  // Two schedules for one split would disagree; a new one replaces the old.
+  if (s->ramp && s->plan)
+    bad("traffic-plan", "a traffic-ramp is set too: only one of traffic-ramp and traffic-plan "
+                        "(a shift deletes the plan, a rollout deletes the ramp)");
+  // A tripped guard is never silently re-armed: nothing may raise the split
+  // until an operator deletes guard-tripped (`figshift guard reset`).
+  if (s->guard_tripped && (s->split != 0 || s->ramp || s->plan))
+    bad("guard-tripped", "is set: traffic-split must stay 0, with no traffic-ramp or traffic-plan, "
+                         "until it is deleted (figshift guard reset)");
   // Key order is not name order ("APIGW_B1_URL" < "APIGW_B_URL"); find() needs name order.
   std::sort(s->upstreams.begin(), s->upstreams.end(),
             [](const Upstream& a, const Upstream& b) { return a.name < b.name; });
