@@ -22,6 +22,13 @@ int check_etcd_store(const Config& config, const std::string& config_path) {
   std::string endpoints;
   for (const auto& e : config.store.endpoints) endpoints += (endpoints.empty() ? "" : ", ") + e;
   std::string seed = "no seed";
+  if (!config.store.username.empty()) {
+    const std::optional<std::string> password = read_file(config.store.password_file);
+    if (!password || password->find_first_not_of("\r\n") == std::string::npos)
+      throw ConfigError("store.password_file: " + config.store.password_file.string() +
+                        (password ? " is empty" : " cannot be read"));
+    endpoints += " as user " + config.store.username;
+  }
   if (!config.store.seed.empty()) {
     const std::optional<std::string> text = read_file(config.store.seed);
     if (!text) throw InvalidStore(config.store.seed.string() + ": cannot be read");

@@ -50,6 +50,11 @@ Shared::Shared(const EtcdOptions& o) : options(o) {
     if (text->empty())
       throw std::runtime_error("store.password_file " + options.password_file.string() + " is empty");
     password = std::move(*text);
+    // As the admin token file: a password others can read is worth a warning, not a refusal.
+    struct stat st {};
+    if (::stat(options.password_file.c_str(), &st) == 0 && (st.st_mode & 044) != 0)
+      spdlog::warn("store.password_file: {} is readable by group or others (mode {:03o}); run chmod 600 {}",
+                   options.password_file.string(), st.st_mode & 0777, options.password_file.string());
   }
 }
 

@@ -261,6 +261,15 @@ class TestOutage(EtcdCase):
                               capture_output=True, text=True, timeout=30)
         self.assertEqual(proc.returncode, 1)
         self.assertIn("store.endpoints[0]: https endpoints are not supported yet", proc.stderr)
+        cfg["store"]["endpoints"] = [self.etcd.url]
+        cfg["store"].update({"username": "figshift", "password_file": "missing.password"})
+        with open(d.config_path, "w") as f:
+            json.dump(cfg, f)
+        proc = subprocess.run([figshift_bin(), "check-config", "--config", d.config_path],
+                              capture_output=True, text=True, timeout=30)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("store.password_file: %s cannot be read" % os.path.join(d.dir, "missing.password"),
+                      proc.stderr)
 
 
 class TestCompaction(EtcdCase):
@@ -298,6 +307,9 @@ class TestAuth(EtcdCase):
 
     def test_replicas_authenticate_with_username_and_password_file(self):
         rs = self.replicas(2, password="s3cret")
+        # The test writes the password file with the default umask (0644): warned about.
+        eventually(lambda: any("store.password_file" in l and "readable by group or others" in l
+                               for l in rs[0].log_lines()), message="password file mode warning")
         r = self.put(rs[0], "traffic-split", "45")
         self.assertEqual(r.status, 200, r)
         self.wait_all(rs, lambda s: s["traffic_split"] == 45, "split 45")
