@@ -39,6 +39,11 @@ struct AdminOptions {
 // `figshift shift <percent> [--over <seconds>] [--no-wait]`: starts a ramp and
 // shows its progress until it ends (or SIGINT, which only stops watching).
 int run_shift(const AdminOptions& admin, int percent, int seconds, bool wait);
+// `figshift rollout --steps TO:OVER_S[:HOLD_S],...`: a guarded multi-step plan
+// (traffic-plan), shown step by step until it is done, ended or the guard trips.
+int run_rollout(const AdminOptions& admin, const std::string& steps, bool wait);
+// `figshift guard reset`: deletes guard-tripped, so shifts above 0 work again.
+int run_guard_reset(const AdminOptions& admin);
 // `figshift rollback`: split 0 at once, any ramp deleted.
 int run_rollback(const AdminOptions& admin);
 // `figshift status [--json]`.

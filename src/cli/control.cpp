@@ -298,6 +298,20 @@ int run_status(const AdminOptions& admin, bool as_json) {
     };
     row("split") << int_of(status, "split") << "%   (target " << int_of(status, "traffic_split")
                  << "%)\n";
+    // A shared store (etcd, #14): whether this replica follows it, and how stale it may be.
+    if (const auto store = status.find("store"); store != status.end() && store->is_object()) {
+      const json& s = *store;
+      row("store") << "etcd " << str_of(s, "connection", "?") << " (" << str_of(s, "endpoint") << "), revision "
+                   << int_of(s, "revision", 0);
+      if (auto since = s.find("seconds_since_sync"); since != s.end() && since->is_number())
+        std::cout << ", synced " << std::llround(since->get<double>() * 10) / 10 << "."
+                  << std::llround(since->get<double>() * 10) % 10 << " s ago";  // no sticky stream flags
+      if (auto stale = s.find("stale_since_ms"); stale != s.end() && stale->is_number_integer())
+        std::cout << ", may be stale since Unix ms " << stale->get<long long>();
+      std::cout << "\n";
+      if (auto refused = s.find("refused"); refused != s.end() && refused->is_string())
+        row("refused") << refused->get<std::string>() << "\n";
+    }
     if (const json* ramp = ramp_of(status)) {
       double progress = 0;
       if (auto it = ramp->find("progress"); it != ramp->end() && it->is_number())
@@ -312,6 +326,24 @@ int run_status(const AdminOptions& admin, bool as_json) {
         std::cout << ", finished\n";
     } else {
       row("ramp") << "none\n";
+    }
+    if (const auto plan = status.find("plan"); plan != status.end() && plan->is_object())
+      row("plan") << "step " << std::min<long long>(int_of(*plan, "step", 0) + 1, int_of(*plan, "step_count", 0))
+                  << "/" << int_of(*plan, "step_count", 0) << ", " << str_of(*plan, "phase", "?") << "\n";
+    if (const auto guard = status.find("guard"); guard != status.end() && guard->is_object()) {
+      const json& g = *guard;
+      if (auto t = g.find("tripped"); t != g.end() && t->is_object())
+        row("guard") << "TRIPPED: " << str_of(*t, "metric", "?") << " on " << str_of(*t, "upstream", "?")
+                     << " was " << t->value("value", 0.0) << " (threshold " << t->value("threshold", 0.0)
+                     << "); figshift guard reset to re-arm\n";
+      else if (g.value("configured", false))
+        row("guard") << "armed\n";
+      if (auto readings = g.find("readings"); readings != g.end() && readings->is_array())
+        for (const auto& r : *readings)
+          std::cout << "            " << str_of(r, "upstream", "?") << ": " << int_of(r, "requests", 0)
+                    << " requests, error ratio " << r.value("error_ratio", 0.0) << ", p99 "
+                    << (r.contains("p99_ms") && r["p99_ms"].is_number() ? std::to_string(r["p99_ms"].get<double>()) + " ms" : "-")
+                    << "\n";
     }
     row("mode") << str_of(status, "mode", "?") << "\n";
     row("legacy") << str_of(status, "legacy_upstream", "?") << "\n";

@@ -66,6 +66,19 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 86400));
   shift->add_flag("--no-wait", no_wait, "start the ramp and return at once");
 
+  std::string rollout_steps;
+  bool rollout_no_wait = false;
+  auto* rollout = admin_options(app.add_subcommand(
+      "rollout",
+      "start a guarded multi-step rollout (traffic-plan): each step ramps to TO% over OVER_S\n"
+      "seconds, then holds HOLD_S; the `guard` key's thresholds roll it back on their own"));
+  rollout->add_option("--steps", rollout_steps, "TO:OVER_S[:HOLD_S],... e.g. 5:60:300,25:120:600,100:300")
+      ->required();
+  rollout->add_flag("--no-wait", rollout_no_wait, "start the plan and return at once");
+  auto* guard = app.add_subcommand("guard", "the rollout guard");
+  guard->require_subcommand(1);
+  auto* guard_reset = admin_options(guard->add_subcommand(
+      "reset", "delete guard-tripped after a trip, so that shifts and rollouts above 0 work again"));
   auto* rollback = admin_options(app.add_subcommand(
       "rollback", "split 0 at once and cancel any ramp: every user goes to the legacy upstream"));
 
@@ -128,6 +141,8 @@ int main(int argc, char** argv) {
                                              {{"A", port_a}, {"B1", port_b1}, {"B2", port_b2}});
   if (*shift) return figshift::cli::run_shift(admin, shift_percent, shift_seconds, !no_wait);
   if (*rollback) return figshift::cli::run_rollback(admin);
+  if (*rollout) return figshift::cli::run_rollout(admin, rollout_steps, !rollout_no_wait);
+  if (*guard_reset) return figshift::cli::run_guard_reset(admin);
   if (*status) return figshift::cli::run_status(admin, status_json);
   if (*kv_get) return figshift::cli::run_kv_get(admin, kv_key, kv_json);
   if (*kv_put) return figshift::cli::run_kv_put(admin, kv_key, kv_value, kv_if_match);

@@ -215,7 +215,13 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
                 self.send_header(k, v)
             self.end_headers()
             return
-        self.send_response(srv.status)
+        status = srv.status
+        with srv.lock:
+            n = srv.answered
+            srv.answered += 1
+        if srv.error_ratio and int((n + 1) * srv.error_ratio) > int(n * srv.error_ratio):
+            status = 500  # evenly spread: exactly floor(N * error_ratio) of N requests
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("X-Upstream-Name", srv.name)
@@ -252,6 +258,8 @@ class EchoHTTPServer(_QuietServerMixin, http.server.ThreadingHTTPServer):
         self.behaviour = "normal"  # normal | hang | close | close_mid | garbage
         self.delay = 0.0
         self.status = 200
+        self.error_ratio = 0.0  # this share of requests (spread evenly) is answered 500 instead
+        self.answered = 0
         self.extra_response_headers = []
         self.connections = 0
         self.closed_connections = 0  # connections whose handler finished (peer closed or timed out)
@@ -334,6 +342,7 @@ class Upstream:
     behaviour = property(lambda self: self.servers[0].behaviour, lambda self, v: self._set("behaviour", v))
     delay = property(lambda self: self.servers[0].delay, lambda self, v: self._set("delay", v))
     status = property(lambda self: self.servers[0].status, lambda self, v: self._set("status", v))
+    error_ratio = property(lambda self: self.servers[0].error_ratio, lambda self, v: self._set("error_ratio", v))
 
     @property
     def requests(self):
