@@ -286,6 +286,26 @@ test("dashboard: live split, traffic per upstream, ramp and rollback from the pa
   await sleep(1500);
   await page.screenshot({ path: path.join(SHOT_DIR, "dashboard-rollback.png") });
 
+  // A guard trip (issue #16) is shown prominently with its reason: written here as
+  // the guard writes it (test_guard.py shows the guard writing it under real failures).
+  assert.equal(await page.isVisible("#guard-banner"), false, "no trip banner before a trip");
+  const trip = JSON.stringify({ at_ms: Date.now(), metric: "error_ratio", value: 0.3, threshold: 0.05,
+                                upstream: "B1", window_s: 30, requests: 812 });
+  const put = await new Promise((resolve, reject) => {
+    const req = http.request({ host: "127.0.0.1", port: daemon.adminPort, method: "PUT", path: "/admin/kv/guard-tripped",
+                               headers: { Authorization: "Bearer " + TOKEN, "Content-Length": Buffer.byteLength(trip) } },
+                             (res) => { res.resume(); res.on("end", () => resolve(res.statusCode)); });
+    req.on("error", reject);
+    req.end(trip);
+  });
+  assert.equal(put, 200);
+  await until("the guard banner", async () => page.isVisible("#guard-banner"), 5_000, 100);
+  const bannerText = await page.textContent("#guard-banner");
+  assert.match(bannerText, /Guard tripped/);
+  assert.match(bannerText, /error ratio on B1 was 30\.0 %/);
+  assert.match(bannerText, /threshold 5\.0 %/);
+  await page.screenshot({ path: path.join(SHOT_DIR, "dashboard-guard-tripped.png") });
+
   await load.stop();
   if (load.stats.failures.length) fail(`load generator failures: ${load.stats.failures.slice(0, 5)}`);
   assert.ok(load.stats.byUpstream.B1 > 0 && load.stats.byUpstream.B2 > 0, JSON.stringify(load.stats.byUpstream));
