@@ -95,6 +95,14 @@ class EtcdCase(ThreeUpstreamsMixin, FigTestCase):
             eventually(lambda d=d: check(self.status(d)), timeout=timeout,
                        message="%s: %s" % (d.name, message))
 
+    def cli_status(self, d: Daemon) -> str:
+        """`figshift status` against d: the human-readable rows."""
+        env = {k: v for k, v in os.environ.items() if k not in ("FIGSHIFT_ADMIN_URL", "FIGSHIFT_ADMIN_TOKEN")}
+        env["FIGSHIFT_ADMIN_URL"] = "http://127.0.0.1:%d" % d.admin()
+        p = subprocess.run([figshift_bin(), "status"], capture_output=True, text=True, timeout=30, env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout
+
     def metric(self, d: Daemon, name: str) -> float:
         text = d.admin_request("GET", "/metrics").body.decode()
         for line in text.splitlines():
@@ -134,6 +142,7 @@ class TestThreeReplicas(EtcdCase):
         self.etcd.ctl("put", self.PREFIX + "traffic-split", "banana")
         self.wait_all(rs, lambda s: s["store"]["refused"] and "traffic-split" in s["store"]["refused"],
                       "refusal shown")
+        self.assertRegex(self.cli_status(rs[2]), r"refused\s+traffic-split: .*banana")
         for i, d in enumerate(rs):
             s = self.status(d)
             self.assertEqual(s["traffic_split"], 10)
@@ -214,6 +223,8 @@ class TestOutage(EtcdCase):
             w = self.put(d, "traffic-split", "0")
             self.assertEqual(w.status, 503, w)
             self.assertIn("etcd is unreachable", w.json["error"])
+            self.assertRegex(self.cli_status(d), r"store\s+etcd disconnected \(http://127\.0\.0\.1:\d+\), "
+                                                 r"revision \d+, synced \d+\.\d s ago, may be stale since")
         # Same user, same moment: every replica picks the same upstream.
         users = ["user%d" % i for i in range(40)]
         for u in users:
