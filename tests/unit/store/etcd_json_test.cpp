@@ -158,6 +158,18 @@ TEST(EtcdJson, TheSeedIsWrittenOnlyWhileNothingUnderThePrefixWasEverCreated) {
                 .dump());
 }
 
+TEST(EtcdJson, AuthenticateRequestAndTokenAsEtcdAnswers) {
+  EXPECT_EQ(json::parse(auth_request("figshift", "s\"3")), (json{{"name", "figshift"}, {"password", "s\"3"}}));
+  std::string error;
+  EXPECT_EQ(parse_auth(R"({"header":{"revision":"2"},"token":"ScvkYvFRnxGrmzYi.16"})", error),
+            "ScvkYvFRnxGrmzYi.16");
+  EXPECT_EQ(error, "");
+  parse_auth(R"({"error":"etcdserver: authentication failed, invalid user ID or password","code":3})", error);
+  EXPECT_NE(error.find("without a token"), std::string::npos);
+  EXPECT_EQ(error_message(R"({"error":"etcdserver: invalid auth token","message":"etcdserver: invalid auth token","code":16})"),
+            "etcdserver: invalid auth token");
+}
+
 // An in-memory stand-in for a backend many replicas share.
 class FakeSharedBackend : public StoreBackend {
  public:
