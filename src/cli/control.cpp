@@ -312,20 +312,6 @@ int run_status(const AdminOptions& admin, bool as_json) {
       if (auto refused = s.find("refused"); refused != s.end() && refused->is_string())
         row("refused") << refused->get<std::string>() << "\n";
     }
-    // A shared store (etcd, #14): whether this replica follows it, and how stale it may be.
-    if (const auto store = status.find("store"); store != status.end() && store->is_object()) {
-      const json& s = *store;
-      row("store") << "etcd " << str_of(s, "connection", "?") << " (" << str_of(s, "endpoint") << "), revision "
-                   << int_of(s, "revision", 0);
-      if (auto since = s.find("seconds_since_sync"); since != s.end() && since->is_number())
-        std::cout << ", synced " << std::llround(since->get<double>() * 10) / 10 << "."
-                  << std::llround(since->get<double>() * 10) % 10 << " s ago";  // no sticky stream flags
-      if (auto stale = s.find("stale_since_ms"); stale != s.end() && stale->is_number_integer())
-        std::cout << ", may be stale since Unix ms " << stale->get<long long>();
-      std::cout << "\n";
-      if (auto refused = s.find("refused"); refused != s.end() && refused->is_string())
-        row("refused") << refused->get<std::string>() << "\n";
-    }
     if (const json* ramp = ramp_of(status)) {
       double progress = 0;
       if (auto it = ramp->find("progress"); it != ramp->end() && it->is_number())
