@@ -13,6 +13,7 @@
 #include "figshift/admin.hpp"
 #include "figshift/cli.hpp"
 #include "figshift/config.hpp"
+#include "figshift/guard.hpp"
 #include "figshift/proxy.hpp"
 #include "figshift/store/etcd_backend.hpp"
 #include "figshift/store/file_backend.hpp"
@@ -56,6 +57,32 @@ class StoreWatcher {
   Store& store_;
   Config::ms interval_;
 };
+
+// Judges the guard's window once a second (issue #16: "at least every second").
+class GuardTicker {
+ public:
+  GuardTicker(asio::io_context& ioc, GuardEvaluator& guard) : timer_(ioc), guard_(guard) {
+    schedule();
+  }
+  void stop() { timer_.cancel(); }
+
+ private:
+  void schedule() {
+    timer_.expires_after(std::chrono::seconds(1));
+    timer_.async_wait([this](boost::system::error_code ec) {
+      if (ec) return;
+      guard_.evaluate();
+      schedule();
+    });
+  }
+  asio::steady_timer timer_;
+  GuardEvaluator& guard_;
+};
+
+std::int64_t unix_ms_now() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
 
 }  // namespace
 
@@ -104,19 +131,16 @@ int run_serve(const std::string& config_path) {
   std::atomic<bool> draining{false};
   std::unique_ptr<Server> server;
   std::unique_ptr<AdminServer> admin;
+  const auto collect_stats = [&server] { return server->collect_stats(std::chrono::seconds(1)); };
+  GuardEvaluator guard(*store, collect_stats, unix_ms_now);
   try {
     server = std::make_unique<Server>(config, store->snapshot());
     store->subscribe([&server](const auto& snapshot) { server->publish(snapshot); });
     server->start();
     admin = std::make_unique<AdminServer>(
         control, config,
-        AdminContext{*store, admin_token,
-                     [&server] { return server->collect_stats(std::chrono::seconds(1)); },
-                     [&draining] { return draining.load(); }, [] {
-                       using namespace std::chrono;
-                       return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
-                           .count();
-                     }});
+        AdminContext{*store, admin_token, collect_stats, [&draining] { return draining.load(); },
+                     unix_ms_now, &guard});
     admin->start();
   } catch (const std::exception& e) {
     spdlog::critical("cannot start: {}", e.what());
@@ -124,6 +148,7 @@ int run_serve(const std::string& config_path) {
   }
   StoreWatcher watcher(control, *store, config.store.reload_interval);
   if (etcd_sync) etcd_sync->start(control);
+  GuardTicker guard_ticker(control, guard);
   std::thread joiner;
   bool drained = false;
 
@@ -141,6 +166,7 @@ int run_serve(const std::string& config_path) {
         server->drain();
         watcher.stop();
         if (etcd_sync) etcd_sync->stop();
+        guard_ticker.stop();
         signals.cancel();
         // /readyz answers 503 while the workers finish; the admin API closes after them.
         joiner = std::thread([&] {

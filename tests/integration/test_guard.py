@@ -139,7 +139,9 @@ class GuardTest(h.ThreeUpstreamsMixin, h.FigTestCase):
         self.assertTrue(s["plan"]["done"])
         self.assertIsNone(s["guard"]["tripped"])
         self.assertTrue(s["guard"]["armed"])
-        # windows with fewer than min_requests never trip, however bad
+        # windows with fewer than min_requests never trip, however bad (first let the
+        # healthy traffic leave the 2 s window, or its requests would count towards min_requests)
+        time.sleep(3.5)
         self.b1.error_ratio = 1.0
         for i in range(5):
             d.get("/orders/%d" % i, user=USERS[i])
