@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -340,6 +341,31 @@ class TestAuth(EtcdCase):
         self.assertEqual(proc.returncode, 2, proc.stderr)
         self.assertIn("refused to authenticate user figshift", proc.stderr)
         self.assertIn("authentication failed", proc.stderr)
+
+
+class TestGuardAcrossReplicas(EtcdCase):
+    def test_a_guard_trip_on_one_replica_rolls_back_all_of_them(self):
+        """#16 with etcd: traffic through one replica only; its guard trips on B1's
+        errors and its one rollback write reaches every replica through etcd."""
+        guard = json.dumps({"max_error_ratio": 0.05, "window_s": 3, "min_requests": 20})
+        rs = self.replicas(3, seed=self.migration_store(split=100, guard=guard))
+        self.b1.error_ratio = 0.5
+        users = ["user%d" % i for i in range(200)]
+        deadline = time.time() + 10
+        i = 0
+        while time.time() < deadline and self.status(rs[0])["guard"]["tripped"] is None:
+            request(rs[0].port, "GET", "/orders/%d" % i, {"Authorization": basic(users[i % len(users)])})
+            i += 1
+        self.wait_all(rs, lambda s: s["guard"]["tripped"] is not None and s["split"] == 0,
+                      "the trip seen, split 0", timeout=5)
+        tripped = self.status(rs[2])["guard"]["tripped"]
+        self.assertEqual((tripped["upstream"], tripped["metric"]), ("B1", "error_ratio"))
+        self.assertIn("guard-tripped", self.etcd.ctl("get", self.PREFIX + "guard-tripped").stdout)
+        # every replica refuses to raise the split until the guard is reset
+        for d in rs:
+            r = d.admin_request("POST", "/admin/traffic-shift", {"Content-Type": "application/json"},
+                                b'{"percent": 10}')
+            self.assertEqual(r.status, 409, (d.name, r))
 
 
 class TestCluster(ThreeUpstreamsMixin, FigTestCase):
