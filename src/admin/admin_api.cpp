@@ -97,7 +97,7 @@ ApiResponse traffic_shift(const ApiRequest& request, AdminContext& context) {
   Batch batch;
   batch.puts.emplace_back("traffic-split", std::to_string(target));
   batch.deletes.push_back("traffic-plan");  // a manual shift ends a rollout
-  if (seconds > 0) {
+  if (seconds > 0 && snapshot->split_at(now) != target) {  // a ramp from 0 to 0 is no ramp
     batch.puts.emplace_back("traffic-ramp", json{{"from", snapshot->split_at(now)},
                                                  {"to", target},
                                                  {"start_ms", now},

@@ -176,6 +176,8 @@ int run_serve(const std::string& config_path) {
       };
   signals.async_wait(on_signal);
   control.run();
+  // Its timers and sockets belong to `control`: gone before the io_context is.
+  etcd_sync.reset();
   if (joiner.joinable()) joiner.join();
 
   if (drained)

@@ -19,6 +19,23 @@ UpstreamStats difference(const UpstreamStats& now, const UpstreamStats* then) {
   return d;
 }
 
+// Whether any counter of `now` is below `then`: a sample that missed a worker
+// (collect_stats leaves out one that does not answer in time) or a restarted
+// count. Subtracting would wrap around to huge numbers and a false verdict.
+bool went_down(const std::map<std::string, UpstreamStats>& now,
+               const std::map<std::string, UpstreamStats>& then) {
+  for (const auto& [name, old] : then) {
+    const auto it = now.find(name);
+    if (it == now.end()) return true;
+    for (std::size_t g = 0; g < old.responses.size(); ++g)
+      for (std::size_t c = 0; c < old.responses[g].size(); ++c)
+        if (it->second.responses[g][c] < old.responses[g][c]) return true;
+    for (std::size_t i = 0; i < old.latency.counts.size(); ++i)
+      if (it->second.latency.counts[i] < old.latency.counts[i]) return true;
+  }
+  return false;
+}
+
 std::uint64_t answered(const UpstreamStats& s, int group) {
   std::uint64_t n = 0;
   for (auto c : s.responses[group]) n += c;
@@ -85,7 +102,18 @@ void GuardEvaluator::evaluate() {
   if (guard_text != judged_guard_) samples_.clear();  // new thresholds, new window
   judged_guard_ = guard_text;
 
-  samples_.push_back(Sample{now, stats_().upstreams});
+  // With the split at 0 no request reaches a new upstream: a later rollout is
+  // judged on its own traffic, not on what the one before it left in the window.
+  if (snapshot->split_at(now) == 0) {
+    samples_.clear();
+    return;
+  }
+  Sample sample{now, stats_().upstreams};
+  if (!samples_.empty() && went_down(sample.upstreams, samples_.back().upstreams)) {
+    samples_.clear();  // an incomplete sample: start the window again from the next one
+    return;
+  }
+  samples_.push_back(std::move(sample));
   // Keep one sample at or before the window's start: the base of the difference.
   while (samples_.size() > 2 && samples_[1].at_ms <= now - guard.window_s * 1000) samples_.pop_front();
   const Sample& base = samples_.front();

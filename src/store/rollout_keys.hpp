@@ -17,7 +17,7 @@ TrafficPlan parse_traffic_plan(const std::string& key, const std::string& text);
 
 // {"max_error_ratio": R, "max_p99_ms": N, "window_s": N, "min_requests": N,
 //  "relative_to_legacy": B}: at least one threshold; ratio in (0, 1],
-// max_p99_ms 1..600000, window_s 1..3600 (default 30), min_requests
+// max_p99_ms 1..4999 (the latency histogram ends at 5 s), window_s 1..3600 (default 30), min_requests
 // 1..10^9 (default 100).
 Guard parse_guard(const std::string& key, const std::string& text);
 

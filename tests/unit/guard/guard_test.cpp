@@ -81,3 +81,73 @@ TEST(GuardP99, InterpolatesWithinTheBucketLikeHistogramQuantile) {
 
 }  // namespace
 }  // namespace figshift
+
+// GuardEvaluator over a Store in memory and counters the test sets.
+#include "../store/store_test_support.hpp"
+
+namespace figshift {
+namespace {
+
+class GuardEvaluatorTest : public ::testing::Test {
+ protected:
+  std::shared_ptr<store_test::BackendLog> backend = std::make_shared<store_test::BackendLog>();
+  Store store{std::make_unique<store_test::FakeBackend>(backend),
+              store_test::with(store_test::with(store_test::typical_store(), "traffic-split", "100"),
+                               "guard", R"({"max_error_ratio":0.05,"window_s":10,"min_requests":10})")};
+  TrafficStats counters;
+  std::int64_t now = 1'000'000;
+  GuardEvaluator guard{store, [this] { return counters; }, [this] { return now; }};
+
+  // `requests` more new-group answers on B1, `errors` of them 5xx.
+  void add(std::uint64_t requests, std::uint64_t errors) {
+    auto& b1 = counters.upstreams["B1"];
+    b1.responses[1][1] += requests - errors;
+    b1.responses[1][4] += errors;
+  }
+  void tick() {
+    now += 1000;
+    guard.evaluate();
+  }
+};
+
+TEST_F(GuardEvaluatorTest, ABreachWritesOneRollback) {
+  tick();
+  add(100, 1);
+  tick();
+  EXPECT_EQ(store.snapshot()->split, 100);
+  add(100, 20);
+  tick();
+  const auto snapshot = store.snapshot();
+  EXPECT_EQ(snapshot->split, 0);
+  ASSERT_TRUE(snapshot->guard_tripped);
+  const auto tripped = nlohmann::json::parse(*snapshot->guard_tripped);
+  EXPECT_EQ(tripped["upstream"], "B1");
+  EXPECT_EQ(tripped["metric"], "error_ratio");
+  EXPECT_EQ(tripped["requests"], 200);
+  EXPECT_EQ(guard.state().trips, 1u);
+  EXPECT_FALSE(guard.state().armed);
+  tick();
+  EXPECT_EQ(guard.state().trips, 1u);  // tripped: not judged again
+}
+
+// A sample that missed a worker has smaller counters: no wrapped-around
+// difference, no false trip; the window starts again.
+TEST_F(GuardEvaluatorTest, CountersGoingDownNeverTrip) {
+  add(1000, 5);
+  tick();
+  add(1000, 5);
+  tick();
+  const TrafficStats full = counters;
+  counters.upstreams["B1"].responses[1][1] /= 2;  // one worker left out
+  counters.upstreams["B1"].responses[1][4] /= 2;
+  tick();
+  counters = full;
+  add(10, 0);
+  tick();
+  EXPECT_EQ(store.snapshot()->split, 100);
+  EXPECT_FALSE(store.snapshot()->guard_tripped);
+  for (const auto& r : guard.state().readings) EXPECT_LE(r.requests, 10u) << r.upstream;
+}
+
+}  // namespace
+}  // namespace figshift
