@@ -83,6 +83,7 @@ void HttpCall::on_connect(boost::system::error_code ec) {
 
 void HttpCall::on_write(boost::system::error_code ec) {
   if (ec) return finish(ec);
+  response_.body_limit(max_message_bytes);
   http::async_read(stream_, buffer_, response_, [self = shared_from_this()](auto ec, std::size_t) {
     self->on_read(ec);
   });
@@ -100,8 +101,8 @@ void HttpCall::finish(boost::system::error_code ec) {
   HttpResult result;
   result.error = ec;
   if (!ec) {
-    result.status = response_.result_int();
-    result.body = std::move(response_.body());
+    result.status = response_.get().result_int();
+    result.body = std::move(response_.get().body());
   }
   done(std::move(result));
 }

@@ -55,7 +55,9 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   boost::beast::tcp_stream stream_;
   Endpoint endpoint_;
   boost::beast::http::request<boost::beast::http::string_body> request_;
-  boost::beast::http::response<boost::beast::http::string_body> response_;
+  // A parser, not a message: Beast's default body limit (8 MiB) would refuse a
+  // range read of a large prefix; max_message_bytes is set instead.
+  boost::beast::http::response_parser<boost::beast::http::string_body> response_;
   boost::beast::flat_buffer buffer_;
   Done done_;
 };
