@@ -76,7 +76,7 @@ class GuardEvaluator {
   std::function<TrafficStats()> stats_;
   std::function<std::int64_t()> now_ms_;
   std::deque<Sample> samples_;    // oldest first, about one a second
-  std::string judged_guard_;      // the guard the samples were taken under, as text
+  std::optional<Guard> judged_guard_;  // the thresholds the samples were taken under
   GuardState state_;
 };
 

@@ -99,6 +99,7 @@ struct Guard {
   std::int64_t window_s = 30;
   std::int64_t min_requests = 100;  // fewer in the window: no verdict
   bool relative_to_legacy = false;  // the error ratio above the legacy group's
+  bool operator==(const Guard&) const = default;
 };
 
 enum class Mode { proxy, redirect };

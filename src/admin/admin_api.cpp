@@ -62,14 +62,11 @@ std::optional<std::string> if_match_of(const ApiRequest& request) {
   return request.if_match;
 }
 
-// A tripped guard refuses any move above 0 until an operator resets it.
-std::optional<ApiResponse> refused_while_tripped(const Snapshot& snapshot, int target) {
-  if (!snapshot.guard_tripped || target == 0) return std::nullopt;
-  json tripped = json::parse(*snapshot.guard_tripped, nullptr, false);
-  auto res = reply(409, json{{"error", "the guard tripped: the split stays 0 until it is reset "
-                                       "(figshift guard reset, or DELETE /admin/kv/guard-tripped)"},
-                             {"guard_tripped", tripped}});
-  return res;
+// The 409 for a move above 0 while the guard is tripped (it needs a reset first).
+ApiResponse refused_while_tripped(const std::string& guard_tripped) {
+  return reply(409, json{{"error", "the guard tripped: the split stays 0 until it is reset "
+                                   "(figshift guard reset, or DELETE /admin/kv/guard-tripped)"},
+                         {"guard_tripped", json::parse(guard_tripped, nullptr, false)}});
 }
 
 ApiResponse traffic_shift(const ApiRequest& request, AdminContext& context) {
@@ -92,7 +89,7 @@ ApiResponse traffic_shift(const ApiRequest& request, AdminContext& context) {
   }
   const int target = percent->get<int>();
   const auto snapshot = context.store.snapshot();
-  if (auto refused = refused_while_tripped(*snapshot, target)) return *refused;
+  if (snapshot->guard_tripped && target > 0) return refused_while_tripped(*snapshot->guard_tripped);
   const auto now = context.now_ms();
   Batch batch;
   batch.puts.emplace_back("traffic-split", std::to_string(target));
@@ -127,7 +124,7 @@ ApiResponse rollout(const ApiRequest& request, AdminContext& context) {
   if (steps.is_array() && !steps.empty() && steps.back().is_object() && steps.back().contains("to") &&
       steps.back()["to"].is_number_integer())
     final_to = steps.back()["to"].get<int>();
-  if (auto refused = refused_while_tripped(*snapshot, 1)) return *refused;  // any rollout raises it
+  if (snapshot->guard_tripped) return refused_while_tripped(*snapshot->guard_tripped);
   const json plan{{"start_ms", now}, {"from", snapshot->split_at(now)}, {"steps", steps}};
   Batch batch;
   // traffic-split holds where the plan ends (as a shift's does), so deleting the

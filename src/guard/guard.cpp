@@ -93,14 +93,13 @@ void GuardEvaluator::evaluate() {
   if (!state_.armed) {
     // Disarmed or tripped: a later re-arm (guard reset) judges only what comes after it.
     samples_.clear();
-    judged_guard_.clear();
+    judged_guard_.reset();
     return;
   }
   const Guard& guard = *snapshot->guard;
   state_.window_s = guard.window_s;
-  const std::string guard_text = store_.items()["guard"];
-  if (guard_text != judged_guard_) samples_.clear();  // new thresholds, new window
-  judged_guard_ = guard_text;
+  if (judged_guard_ != guard) samples_.clear();  // new thresholds, new window
+  judged_guard_ = guard;
 
   // With the split at 0 no request reaches a new upstream: a later rollout is
   // judged on its own traffic, not on what the one before it left in the window.
