@@ -81,11 +81,16 @@ struct Config {
 
   struct Timeouts {
     ms client_header{10'000};    // first byte to end of request head
-    ms client_body{30'000};      // reading the request body
+    // Reading a request body: the whole of one read into memory; for a
+    // streamed one, each wait for more of it (see limits.body_min_bytes_per_s).
+    ms client_body{30'000};
     ms client_idle{60'000};      // keep-alive wait for the next request
     ms client_write{30'000};     // writing a response to the client
     ms upstream_connect{3'000};  // DNS + TCP + TLS handshake
+    // The response head after the request went out; for a streamed response,
+    // also each wait for more of its body (an event stream must send within it).
     ms upstream_response{30'000};
+    ms tunnel_idle{300'000};  // a WebSocket tunnel with no byte either way is closed
     ms upstream_idle{30'000};  // pooled keep-alive connection lifetime when unused
     ms drain{15'000};          // SIGTERM: time in-flight requests get to finish
   } timeouts;
@@ -93,7 +98,20 @@ struct Config {
   struct Limits {
     std::uint32_t header_bytes = 16 * 1024;
     std::uint64_t body_bytes = 10 * 1024 * 1024;
-    std::uint64_t response_body_bytes = 64 * 1024 * 1024;
+    std::uint64_t response_body_bytes = 0;  // 0: no limit (responses are streamed)
+    // A request body with a Content-Length up to this is read whole before the
+    // upstream is picked (and may be resent on a stale pooled connection);
+    // a longer or chunked one is streamed.
+    std::uint64_t buffer_request_bytes = 64 * 1024;
+    // A response with a Content-Length up to this is read whole before the client
+    // gets a byte, so a slow client does not hold the upstream connection; a
+    // longer, chunked or unframed one is streamed and a slow reader slows the upstream.
+    std::uint64_t buffer_response_bytes = 64 * 1024;
+    // The buffer of each direction of a streamed body or tunnel.
+    std::uint32_t stream_buffer_bytes = 64 * 1024;
+    // A streamed request body must average at least this rate once
+    // timeouts.client_body has passed (0: no minimum): a slow drip is cut off.
+    std::uint64_t body_min_bytes_per_s = 1024;
     std::uint32_t max_connections = 10'000;  // per worker
     std::uint32_t upstream_idle_per_origin = 64;  // pooled connections per worker and origin
     // Request bodies held in memory at once, process-wide (each worker gets an

@@ -299,6 +299,7 @@ Config parse_config(const std::string& json_text, const std::filesystem::path& f
     s.millis("upstream_response_ms", c.timeouts.upstream_response);
     s.millis("upstream_idle_ms", c.timeouts.upstream_idle);
     s.millis("drain_ms", c.timeouts.drain);
+    s.millis("tunnel_idle_ms", c.timeouts.tunnel_idle);
     s.finish();
   }
 
@@ -313,6 +314,10 @@ Config parse_config(const std::string& json_text, const std::filesystem::path& f
     s.integer("upstream_idle_per_origin", c.limits.upstream_idle_per_origin, 0, 100'000);
     s.integer("buffered_body_bytes", c.limits.buffered_body_bytes, 0,
               std::numeric_limits<std::int64_t>::max());
+    s.integer("buffer_request_bytes", c.limits.buffer_request_bytes, 0, 64 * 1024 * 1024);
+    s.integer("buffer_response_bytes", c.limits.buffer_response_bytes, 0, 64 * 1024 * 1024);
+    s.integer("stream_buffer_bytes", c.limits.stream_buffer_bytes, 1024, 16 * 1024 * 1024);
+    s.integer("body_min_bytes_per_s", c.limits.body_min_bytes_per_s, 0, 1'000'000'000);
     s.finish();
   }
 

@@ -10,58 +10,14 @@
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/read.hpp>
-#include <cctype>
 #include <chrono>
 #include <utility>
 
+#include "proxy/request_checks.hpp"
 #include "proxy/worker.hpp"
 
 namespace figshift::proxy {
 namespace {
-
-// Origin form, or absolute form for a proxy-aware client; never "*" or authority form.
-bool routable_target(std::string_view target) {
-  if (target.starts_with('/')) return true;
-  auto scheme_end = target.find("://");
-  if (scheme_end == std::string_view::npos) return false;
-  auto scheme = target.substr(0, scheme_end);
-  return beast::iequals(scheme, "http") || beast::iequals(scheme, "https");
-}
-
-// uri-host [ ":" port ] (RFC 9110 §7.2): no userinfo, path, spaces or controls.
-bool valid_host(std::string_view host) {
-  for (char c : host)
-    if (!std::isalnum(static_cast<unsigned char>(c)) &&
-        std::string_view("-._~%!$&'()*+,;=:[]").find(c) == std::string_view::npos)
-      return false;
-  return true;
-}
-
-// Requests an upstream could frame or address differently from us are refused
-// (RFC 9112 §3.2 and §6.1): that difference is what request smuggling exploits.
-std::string_view framing_problem(const Request& request, unsigned version) {
-  int hosts = 0, transfer_encodings = 0, authorizations = 0;
-  std::string_view host, transfer_encoding;
-  for (const auto& field : request.base()) {  // one pass (see first_field)
-    if (field.name() == http::field::host) ++hosts, host = field.value();
-    if (field.name() == http::field::transfer_encoding)
-      ++transfer_encodings, transfer_encoding = field.value();
-    if (field.name() == http::field::authorization) ++authorizations;
-  }
-  if (hosts > 1) return "more than one Host header";
-  // The first decides the user's group and an upstream may read the last:
-  // two would let a client pick its group with someone else's credentials.
-  if (authorizations > 1) return "more than one Authorization header";
-  if (version >= 11 && hosts == 0) return "missing Host header";
-  if (hosts == 1 && !valid_host(host)) return "invalid Host header";
-  if (transfer_encodings > 1) return "repeated Transfer-Encoding header";
-  if (transfer_encodings == 1) {
-    if (!beast::iequals(transfer_encoding, "chunked"))
-      return "unsupported Transfer-Encoding (only chunked)";
-    if (version < 11) return "Transfer-Encoding in an HTTP/1.0 request";
-  }
-  return {};
-}
 
 std::int64_t unix_ms_now() {
   using namespace std::chrono;
@@ -85,7 +41,10 @@ constexpr std::string_view continue_100 = "HTTP/1.1 100 Continue\r\n\r\n";
 }  // namespace
 
 ClientSession::ClientSession(Worker& worker, TcpSocket socket, asio::ssl::context* tls)
-    : worker_(worker), id_(worker.next_connection_id()), stream_(std::move(socket), tls) {
+    : worker_(worker),
+      id_(worker.next_connection_id()),
+      stream_(std::move(socket), tls),
+      upstream_(worker, *this, id_) {
   error_code ec;
   auto remote = stream_.tcp().remote_endpoint(ec);
   if (!ec) {
@@ -138,15 +97,23 @@ void ClientSession::on_tick(std::chrono::steady_clock::time_point now) {
     error_code ignored;
     stream_.tcp().cancel(ignored);
   }
+  upstream_.on_tick(now);
+  if (request_pump_) request_pump_->on_tick(now);
+  if (response_pump_) response_pump_->on_tick(now);
+  if (tunnel_ &&
+      now - std::max(request_pump_->last_progress(), response_pump_->last_progress()) >=
+          worker_.config().timeouts.tunnel_idle) {
+    // Quiet both ways for tunnel_idle_ms: both pumps end, and with them the tunnel.
+    error_code ignored;
+    stream_.tcp().cancel(ignored);
+    if (upstream_.connected()) upstream_.connection().tcp().cancel(ignored);
+  }
   if (now < deadline_) return;
   // Not disarmed: an operation started later without a fresh deadline is
   // cancelled on the next tick too, so nothing ever waits unbounded.
   timed_out_ = true;
   error_code ignored;
   stream_.tcp().cancel(ignored);
-  // Closed, not cancelled (as tcp_stream did): a cancelled connect would go
-  // on to the next resolved address, and a timed-out upstream is never reused.
-  if (upstream_) upstream_->tcp().close(ignored);
 }
 
 ClientSession::error_code ClientSession::timed(error_code ec) const {
@@ -263,24 +230,34 @@ void ClientSession::on_read_header(error_code ec, std::size_t) {
   first_request_ = false;
   if (ec) return on_read_header_error(timed(ec), parked);
 
-  auto& request = request_parser().get();
-  keep_alive_ = request_parser().keep_alive();  // from the flags the parser keeps: no lookup
+  auto& parser = request_parser();
+  const auto& request = parser.get();
+  keep_alive_ = parser.keep_alive();  // from the flags the parser keeps: no lookup
   client_version_ = request.version();
   head_request_ = request.method() == http::verb::head;
   if (worker_.draining())
     return respond_error(http::status::service_unavailable, "draining: retry on a new connection");
-  if (!routable_target(request.target()))
-    return respond_error(http::status::bad_request, "unsupported request target");
-  if (auto problem = framing_problem(request, client_version_); !problem.empty())
-    return respond_error(http::status::bad_request, problem);
-  if (auto problem = path_problem(split_target(request.target()).path); !problem.empty())
+  if (auto problem = request_problem(request.base()); !problem.empty())
     return respond_error(http::status::bad_request, problem);
 
-  if (request_parser().is_done()) return route();
-  // Reserved before a byte of the body is read (and before a 100 Continue):
-  // the whole body, as it is buffered whole; a chunked one may reach body_bytes.
-  const auto body_bytes = request_parser().content_length().value_or(worker_.config().limits.body_bytes);
-  if (!worker_.body_budget().try_take(body_bytes, exchange().body_lease))
+  if (parser.is_done()) {
+    request_body_ = BodyMode::none;
+    upgrade_ = is_websocket_upgrade(request.base());
+    return route();
+  }
+  upgrade_ = false;  // a handshake has no body
+  const auto& limits = worker_.config().limits;
+  const auto length = parser.content_length();
+  if (!length || *length > limits.buffer_request_bytes) {
+    // Chunked, or longer than is worth holding: sent on as it arrives, once
+    // the upstream is connected (and a 100 Continue sent, if asked for).
+    request_body_ = BodyMode::streamed;
+    ++worker_.stats().streamed_request_bodies;
+    return route();
+  }
+  request_body_ = BodyMode::buffered;
+  // Reserved before a byte of the body is read (and before a 100 Continue).
+  if (!worker_.body_budget().try_take(*length, exchange().body_lease))
     return respond_error(http::status::service_unavailable,
                          "too many request bodies in memory (limits.buffered_body_bytes); retry later");
   if (beast::iequals(field_value(request, http::field::expect), "100-continue"))
@@ -317,6 +294,7 @@ void ClientSession::do_continue() {
 void ClientSession::on_continue(error_code ec, std::size_t) {
   ec = timed(ec);
   if (ec) return fail(ec, "write 100 Continue");
+  if (request_body_ == BodyMode::streamed) return start_request_pump();
   do_read_body();
 }
 
@@ -339,13 +317,14 @@ void ClientSession::on_read_body(error_code ec, std::size_t) {
 
 void ClientSession::route() {
   snapshot_ = worker_.snapshot();
-  auto& request = request_parser().get();
-  decision_ =
-      decide(RequestHead{request.target(), field_value(request, http::field::authorization)},
-             *snapshot_, unix_ms_now());
+  auto& x = exchange();
+  const auto& request = x.request_head();
+  decision_ = decide(RequestHead{request.target(), field_value(request, http::field::authorization)},
+                     *snapshot_, unix_ms_now());
   routed_ = true;
   // std::map nodes never move: look the counters up once per request, not per use.
   upstream_stats_ = &worker_.stats().upstreams[decision_.upstream->name];
+  deadline_ = std::chrono::steady_clock::time_point::max();  // the upstream side has its own
   const Upstream& upstream = *decision_.upstream;
 
   if (snapshot_->mode == Mode::redirect) {
@@ -353,15 +332,48 @@ void ClientSession::route() {
     res.set(http::field::location, std::string(upstream.tls ? "https://" : "http://") +
                                        upstream.host_header + decision_.target);
     res.set(http::field::cache_control, "no-store");
-    auto& x = exchange();
-    const bool keep_alive = keep_alive_ && !worker_.draining();
+    // An unread streamed body ends the connection (the lingering close drains it).
+    const bool keep_alive =
+        keep_alive_ && !worker_.draining() && request_body_ != BodyMode::streamed;
     write_client_head(x.respond_with(std::move(res)), head_request_, client_version_, keep_alive,
-                      worker_.config().debug_header, upstream.name, x.response_head);
+                      BodyFraming::of_length(0), worker_.config().debug_header, upstream.name,
+                      x.response_head);
     return do_write_prepared(keep_alive);
   }
+
+  BodyFraming framing;
+  std::string_view body;
+  const bool safe_to_repeat = [&] {  // RFC 9110 §9.2.2
+    switch (request.method()) {
+      case http::verb::get:
+      case http::verb::head:
+      case http::verb::options:
+      case http::verb::trace:
+      case http::verb::put:
+      case http::verb::delete_:
+        return true;
+      default:
+        return false;
+    }
+  }();
+  if (request_body_ == BodyMode::buffered) {
+    body = request_parser().get().body();
+    framing = BodyFraming::of_length(body.size());
+  } else if (request_body_ == BodyMode::streamed) {
+    const auto length = request_parser().content_length();
+    framing = length ? BodyFraming::of_length(*length) : BodyFraming::chunked();
+  }
   write_upstream_head(request, upstream, decision_.target, client_ip_,
-                      stream_.is_tls() ? "https" : "http", trusted_peer_, exchange().upstream_head);
-  do_upstream();
+                      stream_.is_tls() ? "https" : "http", trusted_peer_, framing, upgrade_,
+                      x.upstream_head);
+  UpstreamRequest::Trip trip;
+  trip.upstream = &upstream;
+  trip.body = body;
+  // A streamed body cannot be sent twice; one held in memory can, as a bodiless request.
+  trip.retryable = safe_to_repeat && request_body_ != BodyMode::streamed;
+  trip.head_request = head_request_;
+  trip.upgrade = upgrade_;
+  upstream_.start(trip, x, shared_from_this());
 }
 
 }  // namespace figshift::proxy

@@ -1,10 +1,18 @@
 #pragma once
-// One client connection: reads requests, routes each with the worker's current
-// snapshot, forwards it upstream and writes the response back. Owns itself
-// (enable_shared_from_this); lives on its worker's thread only. One .cpp per
-// half: client_session.cpp (reading and routing a request),
-// client_session_upstream.cpp (the upstream exchange) and
-// client_session_response.cpp (writing the response, closing).
+// One client connection, request after request, in the phases of a proxied
+// request (after Pingora's life of a request):
+//   1. request filter: read the head, check it (request_checks.hpp), read a
+//      small body whole (client_session.cpp);
+//   2. upstream peer: route with the worker's current snapshot (decide());
+//   3. upstream request: UpstreamRequest connects and sends the head (and a
+//      body held in memory); a longer body follows through a BodyPump
+//      (client_session_exchange.cpp);
+//   4. response filter: the upstream's head rewritten for the client; a small
+//      body read whole and sent with it, a longer one streamed through a
+//      BodyPump; a WebSocket handshake answered 101 becomes a two-way tunnel;
+//   5. logging: counters and the access log line once the response is out
+//      (client_session_response.cpp), then the next request or a lingering close.
+// Owns itself (enable_shared_from_this); lives on its worker's thread only.
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http/error.hpp>
@@ -13,17 +21,17 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <vector>
 
 #include "figshift/routing.hpp"
 #include "figshift/telemetry/access_log.hpp"
 #include "figshift/telemetry/stats.hpp"
-#include "proxy/client_stream.hpp"
+#include "proxy/body_pump.hpp"
+#include "proxy/byte_stream.hpp"
 #include "proxy/exchange.hpp"
 #include "proxy/http_rewrite.hpp"
 #include "proxy/session_list.hpp"
 #include "proxy/upstream_error.hpp"
-#include "proxy/upstream_pool.hpp"
+#include "proxy/upstream_request.hpp"
 
 namespace figshift::proxy {
 
@@ -34,13 +42,16 @@ inline bool is_http_error(const boost::system::error_code& ec) {
   return ec.category() == make_error_code(http::error::end_of_stream).category();
 }
 
-class ClientSession : public std::enable_shared_from_this<ClientSession> {
+class ClientSession : public std::enable_shared_from_this<ClientSession>,
+                      private UpstreamRequest::Listener,
+                      private BodyPump::Listener {
  public:
   // `tls`: the listener's server context, or null for plain HTTP.
   ClientSession(Worker& worker, TcpSocket socket, asio::ssl::context* tls);
   ~ClientSession();
   void start();
-  // Drain: closes the connection now if it is between requests, else after the response.
+  // Drain: closes the connection now if it is between requests, else after the
+  // response; a tunnel lasts until the process exits at timeouts.drain_ms.
   void on_drain();
   // Called by the worker's tick: past the deadline, the pending operation is
   // cancelled and its handler sees beast::error::timeout (as from tcp_stream);
@@ -51,7 +62,10 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
  private:
   using error_code = boost::system::error_code;
+  // How the request's body travels.
+  enum class BodyMode : std::uint8_t { none, buffered, streamed };
 
+  // client_session.cpp: the client side and the request filter.
   void do_tls_handshake();
   void on_tls_handshake(error_code ec);
   void next_request();
@@ -67,28 +81,34 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void on_read_body(error_code ec, std::size_t);
   void route();
 
-  void do_upstream();
-  void do_resolve();
-  void on_resolve(std::uint64_t lookup, error_code ec, TcpResolver::results_type results);
-  void on_connect(error_code ec, const asio::ip::tcp::endpoint&);
-  void on_handshake(error_code ec);
-  void do_upstream_write();
-  void on_upstream_write(error_code ec, std::size_t);
-  void do_upstream_read();
-  void on_upstream_read(error_code ec, std::size_t);
-  bool retry_on_fresh_connection(error_code ec);
-  void upstream_failed(UpstreamError error, error_code ec);
+  // client_session_exchange.cpp: the upstream request, streamed bodies and tunnels.
+  void on_upstream_sent() override;
+  void on_upstream_head() override;
+  void on_upstream_body() override;
+  void on_upstream_failed(UpstreamError error, error_code ec) override;
+  void on_pump_end(BodyPump& pump, BodyPump::End end, error_code ec) override;
+  void start_request_pump();
+  void on_request_pump_end(BodyPump::End end, error_code ec);
+  void stream_response();
+  void on_response_pump_end(BodyPump::End end, error_code ec);
+  void start_tunnel();
+  void on_tunnel_end(BodyPump& pump, BodyPump::End end);
+  void do_write_head(void (ClientSession::*next)());
+  BodyPump& pump(std::unique_ptr<BodyPump>& slot);
 
+  // client_session_response.cpp: responses, logging and the end of a connection.
   void do_write(Response response);         // one of the proxy's own responses
   void do_write_prepared(bool keep_alive);  // the exchange's response, its head written
   void on_write(error_code ec, std::size_t);
+  void count_response(unsigned status);
+  void end_exchange();
   void do_linger();
   void on_tls_shutdown(error_code ec);
   void do_linger_read();
   void on_linger(error_code ec, std::size_t);
   void respond_error(http::status status, std::string_view message);
   void fail(error_code ec, const char* what);
-  // Every I/O step sets the deadline for what it waits on. Returns now.
+  // Every client-side I/O step sets the deadline for what it waits on. Returns now.
   std::chrono::steady_clock::time_point arm(std::chrono::milliseconds timeout);
   // Once the deadline has passed any failure reads as a timeout; before, as it is.
   error_code timed(error_code ec) const;
@@ -96,33 +116,30 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void close();
   // This request's buffers, taken from the worker's pool on first use.
   Exchange& exchange();
-  // The request in flight (only between do_read_header and the end of its response).
+  // The request in flight (only between do_read_header and the end of its body).
   RequestParser& request_parser() { return *exchange().request_parser; }
 
   Worker& worker_;
   std::uint64_t id_;
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
   std::chrono::steady_clock::time_point idle_since_;  // when the last request began waiting
-  ClientStream stream_;
+  ByteStream stream_;
   std::string client_ip_;
 
   // Per request: the snapshot it was routed with stays alive until the response is written.
   std::shared_ptr<const Snapshot> snapshot_;
   Decision decision_;
   UpstreamStats* upstream_stats_ = nullptr;  // this request's upstream's counters
-  std::chrono::steady_clock::time_point upstream_started_;
   std::chrono::steady_clock::time_point request_started_;
-  std::unique_ptr<UpstreamConnection> upstream_;
-  // DNS, made on first use: most sessions reuse pooled connections or IP literals.
-  struct Resolution {
-    explicit Resolution(Executor ex) : resolver(ex), deadline(ex) {}
-    TcpResolver resolver;
-    Timer deadline;
-    std::uint64_t generation = 0;  // a lookup's answer counts only while current
-  };
-  std::unique_ptr<Resolution> resolution_;
-  std::unique_ptr<Exchange> exchange_;  // while a request is in flight; see exchange()
+  UpstreamRequest upstream_;
+  // Made on a connection's first streamed body or tunnel, kept for its next ones.
+  std::unique_ptr<BodyPump> request_pump_;   // client to upstream
+  std::unique_ptr<BodyPump> response_pump_;  // upstream to client
+  std::unique_ptr<Exchange> exchange_;       // while a request is in flight; see exchange()
+  std::uint64_t response_bytes_ = 0;         // body bytes of the response, for the access log
+  unsigned response_status_ = 0;
   unsigned client_version_ = 11;
+  BodyMode request_body_ = BodyMode::none;
 
   // Flags together, so that an idle connection's session stays small.
   bool timed_out_ = false;
@@ -136,8 +153,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool routed_ = false;
   bool head_request_ = false;
   bool keep_alive_ = false;
-  bool upstream_reused_ = false;
-  bool retried_ = false;
+  bool upgrade_ = false;  // a WebSocket handshake (see is_websocket_upgrade)
+  bool tunnel_ = false;   // after the upstream's 101: bytes both ways
   bool trusted_peer_ = false;  // its address is in trusted_proxies (see write_upstream_head)
 };
 

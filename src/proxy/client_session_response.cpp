@@ -31,15 +31,16 @@ void ClientSession::write_access_log(AccessLogBuffer& log) {
   record.connection = id_;
   record.client = client_ip_;
   std::optional<std::string> username;
-  if (auto& parser = exchange().request_parser; parser && parser->is_header_done()) {
-    const auto& request = parser->get();
+  auto& x = exchange();
+  if (x.request_body_parser || (x.request_parser && x.request_parser->is_header_done())) {
+    const auto& request = x.request_head();
     record.method = request.method_string();
     record.target = request.target();
     if (routed_ && worker_.config().access_log.include_username)
       username = basic_auth_username(field_value(request, http::field::authorization));
   }
-  const Response& response = *exchange().response;
-  record.status = response.result_int();
+  // Status 0: the connection ended before a response began (see close()).
+  record.status = response_status_;
   if (routed_) {
     record.upstream = decision_.upstream->name;
     record.group = decision_.group == Group::migrated ? "new" : "legacy";
@@ -49,7 +50,7 @@ void ClientSession::write_access_log(AccessLogBuffer& log) {
   record.latency_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - request_started_)
           .count();
-  record.bytes = response.body().size();
+  record.bytes = response_bytes_;
   log.write(record);
 }
 
@@ -61,17 +62,20 @@ void ClientSession::do_write(Response response) {
   do_write_prepared(own.keep_alive());
 }
 
+void ClientSession::count_response(unsigned status) {
+  response_status_ = status;
+  if (!routed_) return;
+  const auto status_class = std::clamp(status / 100, 1u, 5u);
+  ++upstream_stats_->responses[decision_.group == Group::migrated ? 1 : 0][status_class - 1];
+}
+
 void ClientSession::do_write_prepared(bool keep_alive) {
-  if (routed_) {
-    auto& stats = *upstream_stats_;
-    const auto status_class = std::clamp(exchange().response->result_int() / 100, 1u, 5u);
-    ++stats.responses[decision_.group == Group::migrated ? 1 : 0][status_class - 1];
-  }
-  if (auto* log = worker_.access_log()) write_access_log(*log);
-  routed_ = false;
+  auto& x = exchange();
+  count_response(x.response->result_int());
+  response_bytes_ = x.response->body().size();
   close_after_write_ = !keep_alive;
   arm(worker_.config().timeouts.client_write);
-  HeadAndBody wire(exchange().response_head, exchange().response->body());
+  HeadAndBody wire(x.response_head, x.response->body());
   if (error_code ec; !stream_.is_tls() && send_now(stream_.tcp(), wire, ec)) return on_write(ec, 0);
   asio::async_write(stream_, wire,
                     beast::bind_front_handler(&ClientSession::on_write, shared_from_this()));
@@ -80,6 +84,15 @@ void ClientSession::do_write_prepared(bool keep_alive) {
 void ClientSession::on_write(error_code ec, std::size_t) {
   ec = timed(ec);
   if (ec) return fail(ec, "write response");
+  end_exchange();
+}
+
+// The response is out: the access log line, then the next request.
+void ClientSession::end_exchange() {
+  if (auto* log = worker_.access_log()) write_access_log(*log);
+  routed_ = false;
+  response_status_ = 0;
+  response_bytes_ = 0;
   snapshot_.reset();
   // Bytes of a pipelined request stay with this session, in its buffer.
   if (exchange_->read_buffer.size() == 0)
@@ -129,6 +142,13 @@ void ClientSession::fail(error_code ec, const char* what) {
 }
 
 void ClientSession::close() {
+  // An exchange that did not end with its response (a failure on either side):
+  // logged with the status sent, if any, so that an operator sees it.
+  if (routed_) {
+    if (auto* log = worker_.access_log()) write_access_log(*log);
+    routed_ = false;
+  }
+  upstream_.abandon();
   deadline_ = std::chrono::steady_clock::time_point::max();
   error_code ec;
   stream_.tcp().shutdown(asio::ip::tcp::socket::shutdown_both, ec);

@@ -8,6 +8,7 @@
 
 #include <array>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <cstddef>
 #include <memory>
@@ -24,6 +25,10 @@ namespace figshift::proxy {
 
 using RequestParser = http::request_parser<Body, Allocator>;
 using ResponseParser = http::response_parser<Body, Allocator>;
+// A chunked body is decoded through these, into the body pump's buffer: the
+// parsers above, converted after their head (Beast moves the head over).
+using RequestBodyParser = http::request_parser<http::buffer_body, Allocator>;
+using ResponseBodyParser = http::response_parser<http::buffer_body, Allocator>;
 
 #if defined(__SANITIZE_ADDRESS__)  // GCC, and Clang since 9 with -fsanitize=address
 #define FIGSHIFT_EXCHANGE_ARENA_ON_HEAP 1
@@ -53,6 +58,9 @@ struct Exchange {
   std::string response_head;  // the response head sent to the client
   // Its message is what the client gets, once read whole (no copy is made).
   std::optional<ResponseParser> upstream_parser;
+  // A chunked body being streamed: the parser above, moved here after its head.
+  std::optional<RequestBodyParser> request_body_parser;
+  std::optional<ResponseBodyParser> upstream_body_parser;
   Response own_response;  // one of the proxy's own (an error, a redirect)
   // What the client gets (its body is sent as is): own_response or the
   // upstream's; null until one is chosen.
@@ -66,6 +74,21 @@ struct Exchange {
   ResponseParser& start_upstream_response() {
     return upstream_parser.emplace(std::piecewise_construct, in_arena(), in_arena());
   }
+  // The request's head, wherever its parser is now.
+  const http::request_header<Fields>& request_head() const {
+    if (request_body_parser) return request_body_parser->get().base();
+    return request_parser->get().base();
+  }
+  RequestBodyParser& stream_request_body() {
+    request_body_parser.emplace(std::move(*request_parser));
+    request_parser.reset();
+    return *request_body_parser;
+  }
+  ResponseBodyParser& stream_upstream_body() {
+    upstream_body_parser.emplace(std::move(*upstream_parser));
+    upstream_parser.reset();
+    return *upstream_body_parser;
+  }
   const Response& respond_with(Response own) {
     own_response = std::move(own);
     return *(response = &own_response);
@@ -77,6 +100,8 @@ struct Exchange {
     interim_responses = 0;
     body_lease.reset();
     own_response = {};
+    request_body_parser.reset();
+    upstream_body_parser.reset();
     request_parser.reset();
     upstream_parser.reset();
     arena.release();  // after every message that lived in it is gone

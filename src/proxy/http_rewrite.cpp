@@ -107,29 +107,25 @@ bool is_hop_by_hop(const Fields& fields, const Fields::value_type& field) {
   return HopByHop(fields)(field);
 }
 
-void write_upstream_head(const Request& client, const Upstream& upstream, std::string_view target,
-                         std::string_view client_ip, std::string_view client_proto,
-                         bool trusted_peer, std::string& out) {
+void write_upstream_head(const http::request_header<Fields>& client, const Upstream& upstream,
+                         std::string_view target, std::string_view client_ip,
+                         std::string_view client_proto, bool trusted_peer, BodyFraming body,
+                         bool upgrade, std::string& out) {
   out.clear();
   out += client.method_string();  // as sent, also an extension method ("QUERY")
   out += ' ';
   out += target;
   out += " HTTP/1.1\r\n";
   append_field("Host", upstream.host_header, out);
-  const HopByHop hop_by_hop(client.base());
+  const HopByHop hop_by_hop(client);
   std::string_view client_host;  // the first, as client[host] would give
-  bool framed_body = false;      // Content-Length or Transfer-Encoding present
-  for (const auto& field : client.base()) {
+  for (const auto& field : client) {
     switch (field.name()) {
       case http::field::host:  // replaced by the upstream's
         if (client_host.empty()) client_host = field.value();
         continue;
-      case http::field::content_length:  // written below for the body as read
-        framed_body = true;
+      case http::field::content_length:  // written below, as `body` says
         continue;
-      case http::field::transfer_encoding:  // hop-by-hop; the body is sent with a length
-        framed_body = true;
-        break;
       case http::field::expect:  // the body is already here: a 100 would pass for the response
         continue;
       case http::field::forwarded:
@@ -150,7 +146,7 @@ void write_upstream_head(const Request& client, const Upstream& upstream, std::s
   out += x_forwarded_for;
   out += ": ";
   if (trusted_peer)
-    for (const auto& field : client.base())
+    for (const auto& field : client)
       if (is_named(field, x_forwarded_for) && !field.value().empty()) {
         out += field.value();
         out += ", ";
@@ -159,30 +155,52 @@ void write_upstream_head(const Request& client, const Upstream& upstream, std::s
   out += "\r\n";
   append_field(x_forwarded_proto, client_proto, out);
   if (!client_host.empty()) append_field(x_forwarded_host, client_host, out);
-  if (framed_body || !client.body().empty()) append_content_length(client.body().size(), out);
+  switch (body.kind) {
+    case BodyFraming::Kind::length:
+      append_content_length(body.length, out);
+      break;
+    case BodyFraming::Kind::chunked:
+      append_field("Transfer-Encoding", "chunked", out);
+      break;
+    default:  // a request body is never delimited by the connection's end
+      break;
+  }
+  if (upgrade) {
+    append_field("Connection", "upgrade", out);
+    append_field("Upgrade", field_value(client, http::field::upgrade), out);
+  }
   out += "\r\n";
 }
 
-void write_client_head(const Response& upstream_response, bool head_request,
-                       unsigned client_version, bool keep_alive, std::string_view debug_header,
-                       std::string_view upstream_name, std::string& out) {
+void write_client_head(const http::response_header<Fields>& upstream_response, bool head_request,
+                       unsigned client_version, bool keep_alive, BodyFraming body,
+                       std::string_view debug_header, std::string_view upstream_name,
+                       std::string& out) {
   out.clear();
   append_version(client_version, out);
   const unsigned status = upstream_response.result_int();
   append_status(status, upstream_response.reason(), upstream_response.result(), out);
-  const auto& fields = upstream_response.base();
+  const auto& fields = upstream_response;
   const HopByHop hop_by_hop(fields);
   for (const auto& field : fields) {
     if (field.name() == http::field::content_length || hop_by_hop(field)) continue;
     if (!debug_header.empty() && beast::iequals(field.name_string(), debug_header)) continue;
     append_field(field.name_string(), field.value(), out);
   }
+  if (status == 101) {  // the switch a WebSocket handshake asked for: the rest is a tunnel
+    append_field("Connection", "upgrade", out);
+    append_field("Upgrade", field_value(fields, http::field::upgrade), out);
+    if (!debug_header.empty()) append_field(debug_header, upstream_name, out);
+    out += "\r\n";
+    return;
+  }
   if (head_request || status == 304) {
     // They announce the length of a body they do not carry.
-    if (const auto length = fields[http::field::content_length]; !length.empty())
+    if (const auto length = field_value(fields, http::field::content_length); !length.empty())
       append_field("Content-Length", length, out);
   } else if (status / 100 != 1 && status != 204) {
-    append_content_length(upstream_response.body().size(), out);
+    if (body.kind == BodyFraming::Kind::length) append_content_length(body.length, out);
+    if (body.kind == BodyFraming::Kind::chunked) append_field("Transfer-Encoding", "chunked", out);
   }
   if (client_version >= 11 && !keep_alive) append_field("Connection", "close", out);
   if (client_version < 11 && keep_alive) append_field("Connection", "keep-alive", out);

@@ -37,30 +37,49 @@ Fields::const_iterator first_field(const Fields& fields, http::field name);
 // Its value, or "" when absent (as fields[name]).
 std::string_view field_value(const Fields& fields, http::field name);
 
+// How a body is delimited on a connection we write (RFC 9112 §6).
+struct BodyFraming {
+  enum class Kind : std::uint8_t {
+    none,         // no body
+    length,       // Content-Length: length
+    chunked,      // Transfer-Encoding: chunked (re-framed by us)
+    until_close,  // the connection's end ends it (a response to an HTTP/1.0 client)
+  };
+  Kind kind = Kind::none;
+  std::uint64_t length = 0;
+  static BodyFraming of_length(std::uint64_t n) { return {Kind::length, n}; }
+  static BodyFraming chunked() { return {Kind::chunked, 0}; }
+};
+
 // The head of the request sent upstream, written straight from the client's
 // request into `out` (replaced; its capacity is reused, and no Beast message is
 // built per request): method and `target` over HTTP/1.1, Host set to the
 // upstream, the client's fields minus hop-by-hop ones, Expect and any
 // X-Forwarded-Proto/-Host (replaced by ours), Authorization byte for byte, and
-// a Content-Length whenever the client sent a body (read whole, so never
-// chunked). The client's body follows it on the wire.
+// the body's framing as `body` says (Content-Length of a body read whole or
+// streamed with its length; Transfer-Encoding: chunked for one streamed as
+// chunks). `upgrade`: a WebSocket handshake, whose Connection: upgrade and
+// Upgrade fields are passed on (they are hop-by-hop otherwise).
 // Forwarding fields: from a `trusted_peer` (a proxy in `trusted_proxies`) its
 // X-Forwarded-For list is extended with `client_ip` and its Forwarded,
 // X-Real-IP and X-Forwarded-Port pass on; from anyone else those are removed
 // and X-Forwarded-For is `client_ip` alone, so a client cannot forge where
 // it comes from.
-void write_upstream_head(const Request& client, const Upstream& upstream, std::string_view target,
-                         std::string_view client_ip, std::string_view client_proto,
-                         bool trusted_peer, std::string& out);
+void write_upstream_head(const http::request_header<Fields>& client, const Upstream& upstream,
+                         std::string_view target, std::string_view client_ip,
+                         std::string_view client_proto, bool trusted_peer, BodyFraming body,
+                         bool upgrade, std::string& out);
 
 // The head of the upstream's response as the client gets it, into `out`
 // (replaced): the client's HTTP version, the upstream's status and fields minus
-// hop-by-hop ones, a Content-Length for the body (HEAD and 304 keep the
-// upstream's, 1xx and 204 have none), Connection as `keep_alive` needs, and
+// hop-by-hop ones, the body's framing as `body` says (HEAD and 304 keep the
+// upstream's Content-Length, 1xx and 204 have none; a 101 keeps the upstream's
+// Upgrade with Connection: upgrade), Connection as `keep_alive` needs, and
 // `debug_header: upstream_name` unless the name is empty.
-void write_client_head(const Response& upstream_response, bool head_request,
-                       unsigned client_version, bool keep_alive, std::string_view debug_header,
-                       std::string_view upstream_name, std::string& out);
+void write_client_head(const http::response_header<Fields>& upstream_response, bool head_request,
+                       unsigned client_version, bool keep_alive, BodyFraming body,
+                       std::string_view debug_header, std::string_view upstream_name,
+                       std::string& out);
 
 // The status line and header fields of one of the proxy's own responses (an
 // error, a redirect), appended to `out`. Its body goes after it as is (always
@@ -76,6 +95,8 @@ struct HeadAndBody {
   using const_iterator = const boost::asio::const_buffer*;
   HeadAndBody(std::string_view head, std::string_view body)
       : parts{boost::asio::buffer(head), boost::asio::buffer(body)} {}
+  HeadAndBody(boost::asio::const_buffer head, boost::asio::const_buffer body)
+      : parts{head, body} {}
   const_iterator begin() const { return parts; }
   const_iterator end() const { return parts + 2; }
   std::size_t size() const { return parts[0].size() + parts[1].size(); }

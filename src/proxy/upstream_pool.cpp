@@ -6,14 +6,7 @@ namespace figshift::proxy {
 
 UpstreamConnection::UpstreamConnection(Executor ex, asio::ssl::context* tls_context,
                                        std::string origin_)
-    : stream(tls_context ? std::variant<Plain, Tls>(std::in_place_type<Tls>, ex, *tls_context)
-                         : std::variant<Plain, Tls>(std::in_place_type<Plain>, ex)),
-      origin(std::move(origin_)) {}
-
-TcpSocket& UpstreamConnection::tcp() {
-  if (auto* tls = std::get_if<Tls>(&stream)) return beast::get_lowest_layer(*tls);
-  return std::get<Plain>(stream);
-}
+    : stream(ex, tls_context), origin(std::move(origin_)) {}
 
 UpstreamPool::UpstreamPool(std::chrono::milliseconds idle_timeout, std::size_t max_idle_per_origin)
     : idle_timeout_(idle_timeout), max_idle_per_origin_(max_idle_per_origin) {}

@@ -4,15 +4,13 @@
 
 #include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 #include <chrono>
 #include <memory>
 #include <string>
 #include <unordered_map>
-#include <variant>
 #include <vector>
 
-#include "proxy/io_types.hpp"
+#include "proxy/byte_stream.hpp"
 
 namespace figshift::proxy {
 
@@ -20,19 +18,12 @@ namespace beast = boost::beast;
 namespace asio = boost::asio;
 
 struct UpstreamConnection {
-  using Plain = TcpSocket;
-  using Tls = beast::ssl_stream<TcpSocket>;
-
   UpstreamConnection(Executor ex, asio::ssl::context* tls_context, std::string origin);
 
-  TcpSocket& tcp();
-  bool is_tls() const { return std::holds_alternative<Tls>(stream); }
-  template <typename F>
-  decltype(auto) visit(F&& f) {
-    return std::visit(std::forward<F>(f), stream);
-  }
+  TcpSocket& tcp() { return stream.tcp(); }
+  bool is_tls() const { return stream.is_tls(); }
 
-  std::variant<Plain, Tls> stream;
+  ByteStream stream;
   beast::flat_buffer buffer;
   std::string origin;
   std::chrono::steady_clock::time_point idle_since;

@@ -84,6 +84,17 @@ constexpr TrafficMetric traffic_metrics[] = {
     {"figshift_upstream_retries_total", "counter",
      "Requests retried once because a pooled connection had been closed by the upstream.",
      &TrafficStats::upstream_retries},
+    {"figshift_streamed_request_bodies_total", "counter",
+     "Request bodies streamed upstream as they arrived (chunked, or longer than "
+     "limits.buffer_request_bytes).",
+     &TrafficStats::streamed_request_bodies},
+    {"figshift_streamed_responses_total", "counter",
+     "Response bodies streamed to the client as they arrived (chunked, without a length, or "
+     "longer than limits.buffer_response_bytes).",
+     &TrafficStats::streamed_responses},
+    {"figshift_tunnels_open", "gauge", "WebSocket tunnels open now.", &TrafficStats::tunnels_open},
+    {"figshift_tunnels_total", "counter", "WebSocket upgrades the upstream accepted (101).",
+     &TrafficStats::tunnels_opened},
 };
 
 }  // namespace
@@ -133,6 +144,11 @@ std::string render_prometheus(const TrafficStats& stats, const Snapshot& snapsho
 
   for (const auto& metric : traffic_metrics)
     e.single(metric.name, metric.type, metric.help, stats.*metric.field);
+  e.family("figshift_tunnel_bytes_total", "counter",
+           "Bytes relayed through WebSocket tunnels, by direction.");
+  e.sample("figshift_tunnel_bytes_total", "direction=\"to_upstream\"",
+           stats.tunnel_bytes_to_upstream);
+  e.sample("figshift_tunnel_bytes_total", "direction=\"to_client\"", stats.tunnel_bytes_to_client);
 
   const int split = snapshot.split_at(now_ms);
   // Without a ramp: not active, progress 1 (the last ramp, if any, is over).

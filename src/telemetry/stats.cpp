@@ -46,6 +46,12 @@ void TrafficStats::merge(const TrafficStats& other) {
   body_budget_rejections += other.body_budget_rejections;
   buffered_body_bytes += other.buffered_body_bytes;
   access_log_dropped_bytes += other.access_log_dropped_bytes;
+  streamed_request_bodies += other.streamed_request_bodies;
+  streamed_responses += other.streamed_responses;
+  tunnels_opened += other.tunnels_opened;
+  tunnels_open += other.tunnels_open;
+  tunnel_bytes_to_upstream += other.tunnel_bytes_to_upstream;
+  tunnel_bytes_to_client += other.tunnel_bytes_to_client;
 }
 
 }  // namespace figshift

@@ -14,7 +14,6 @@
 
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/core/error.hpp>
-#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
@@ -29,6 +28,7 @@
 #include "fuzz_support.hpp"
 #include "proxy/exchange.hpp"
 #include "proxy/http_rewrite.hpp"
+#include "proxy/request_checks.hpp"
 
 namespace {
 
@@ -64,16 +64,6 @@ const figshift::Snapshot& snapshot(unsigned pick) {
     return out;
   }();
   return *snapshots[pick % snapshots.size()];
-}
-
-// The proxy's own check before routing (client_session.cpp): origin form, or
-// absolute form with an http(s) scheme.
-bool routable_target(std::string_view target) {
-  if (target.starts_with('/')) return true;
-  const auto scheme_end = target.find("://");
-  if (scheme_end == std::string_view::npos) return false;
-  const auto scheme = target.substr(0, scheme_end);
-  return beast::iequals(scheme, "http") || beast::iequals(scheme, "https");
 }
 
 using figshift::proxy::Request;
@@ -123,9 +113,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const bool complete = parse(bytes, parser, used);
   if (!parser.is_header_done()) return 0;
   Request& request = parser.get();
-  if (!routable_target(request.target())) return 0;
-  // The proxy refuses these before routing (client_session.cpp).
-  if (!figshift::path_problem(figshift::split_target(request.target()).path).empty()) return 0;
+  // The proxy refuses these before routing: the same function it calls.
+  if (!figshift::proxy::request_problem(request.base()).empty()) return 0;
 
   const figshift::Decision decision =
       figshift::decide(figshift::RequestHead{request.target(), request[http::field::authorization]},
@@ -144,8 +133,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   // What goes to the upstream parses back as exactly one request, the same one.
   std::string sent;
-  figshift::proxy::write_upstream_head(request, *decision.upstream, decision.target, "192.0.2.1",
-                                       "http", (data[0] & 1) != 0, sent);
+  // A complete request whose body was read whole, as the session sends it.
+  const bool framed = parser.content_length() || parser.chunked() || !request.body().empty();
+  figshift::proxy::write_upstream_head(
+      request, *decision.upstream, decision.target, "192.0.2.1", "http", (data[0] & 1) != 0,
+      framed ? figshift::proxy::BodyFraming::of_length(request.body().size())
+             : figshift::proxy::BodyFraming{},
+      !framed && figshift::proxy::is_websocket_upgrade(request.base()), sent);
   sent += request.body();
   RequestParser reparser;
   std::size_t reused = 0;

@@ -115,31 +115,46 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):  # keep test output quiet
         pass
 
-    def _read_body(self) -> bytes:
+    def _read_body(self):
+        """The request body, or None when it is incomplete or malformed (the peer closed
+        mid-body, a bad chunk size): a real server answers no such request."""
         te = self.headers.get("Transfer-Encoding", "")
         if "chunked" in te.lower():
             chunks = []
             while True:
                 line = self.rfile.readline(65537)
-                if not line:
-                    break
-                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if not line.endswith(b"\n"):
+                    return None
+                try:
+                    size = int(line.split(b";")[0].strip(), 16)
+                except ValueError:
+                    return None
                 if size == 0:
                     # trailers until empty line
                     while True:
                         t = self.rfile.readline(65537)
-                        if not t or t in (b"\r\n", b"\n"):
+                        if not t:
+                            return None
+                        if t in (b"\r\n", b"\n"):
                             break
                     break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(65537)
+                chunk = self.rfile.read(size)
+                if len(chunk) != size or self.rfile.readline(65537) not in (b"\r\n", b"\n"):
+                    return None
+                chunks.append(chunk)
             return b"".join(chunks)
         length = int(self.headers.get("Content-Length", "0") or "0")
-        return self.rfile.read(length) if length else b""
+        body = self.rfile.read(length) if length else b""
+        return body if len(body) == length else None
 
     def _handle(self):
         srv = self.server
         body = self._read_body()
+        if body is None:  # counted apart: never a request the upstream answered
+            with srv.lock:
+                srv.incomplete.append(self.requestline)
+            self.close_connection = True
+            return
         # the request-target exactly as received (http.server rewrites a leading "//" in self.path)
         words = self.requestline.split(" ")
         target = words[1] if len(words) == 3 else self.path
@@ -254,6 +269,7 @@ class EchoHTTPServer(_QuietServerMixin, http.server.ThreadingHTTPServer):
         self.name = name
         self.tls_context = tls_context
         self.requests = []
+        self.incomplete = []  # request lines whose body never arrived whole
         self.lock = threading.Lock()
         self.behaviour = "normal"  # normal | hang | close | close_mid | garbage
         self.delay = 0.0

@@ -53,6 +53,12 @@ struct TrafficStats {
   std::uint64_t body_budget_rejections = 0;    // 503: limits.buffered_body_bytes in use
   std::uint64_t buffered_body_bytes = 0;       // gauge: request-body bytes reserved now
   std::uint64_t access_log_dropped_bytes = 0;  // process-wide, set by Server::collect_stats
+  std::uint64_t streamed_request_bodies = 0;   // request bodies streamed, not read whole
+  std::uint64_t streamed_responses = 0;        // response bodies streamed, not read whole
+  std::uint64_t tunnels_opened = 0;            // WebSocket upgrades the upstream accepted (101)
+  std::uint64_t tunnels_open = 0;              // gauge
+  std::uint64_t tunnel_bytes_to_upstream = 0;
+  std::uint64_t tunnel_bytes_to_client = 0;
 
   void merge(const TrafficStats& other);
 };

@@ -139,9 +139,14 @@ TEST(ConfigParse, Defaults) {
   EXPECT_EQ(c.timeouts.upstream_response, 30s);
   EXPECT_EQ(c.timeouts.upstream_idle, 30s);
   EXPECT_EQ(c.timeouts.drain, 15s);
+  EXPECT_EQ(c.timeouts.tunnel_idle, 300s);
   EXPECT_EQ(c.limits.header_bytes, 16u * 1024);
   EXPECT_EQ(c.limits.body_bytes, 10u * 1024 * 1024);
-  EXPECT_EQ(c.limits.response_body_bytes, 64u * 1024 * 1024);
+  EXPECT_EQ(c.limits.response_body_bytes, 0u) << "no response limit by default (#15)";
+  EXPECT_EQ(c.limits.buffer_request_bytes, 64u * 1024);
+  EXPECT_EQ(c.limits.buffer_response_bytes, 64u * 1024);
+  EXPECT_EQ(c.limits.stream_buffer_bytes, 64u * 1024);
+  EXPECT_EQ(c.limits.body_min_bytes_per_s, 1024u);
   EXPECT_EQ(c.limits.max_connections, 10000u);
   EXPECT_EQ(c.limits.upstream_idle_per_origin, 64u);
   EXPECT_TRUE(c.upstream_tls.verify);

@@ -51,12 +51,22 @@ Upstream upstream_b1() {
   return u;
 }
 
+// A body read whole, as the session frames it: with its length whenever the
+// client sent one (Content-Length or chunked), else none.
+BodyFraming read_whole(const Request& client) {
+  if (client.count(http::field::content_length) || client.count(http::field::transfer_encoding) ||
+      !client.body().empty())
+    return BodyFraming::of_length(client.body().size());
+  return {};
+}
+
 // What an upstream parses from write_upstream_head's bytes plus the client's body.
 void make_upstream_request(const Request& client, Request& out, const Upstream& upstream,
                            std::string_view target, std::string_view client_ip,
                            std::string_view client_proto, bool trusted_peer = false) {
   std::string wire = "stale bytes that must be replaced";
-  write_upstream_head(client, upstream, target, client_ip, client_proto, trusted_peer, wire);
+  write_upstream_head(client, upstream, target, client_ip, client_proto, trusted_peer,
+                      read_whole(client), false, wire);
   wire += client.body();
   http::request_parser<Body, Allocator> parser;
   parser.eager(true);
@@ -73,8 +83,8 @@ void make_client_response(Response& res, bool head_request, unsigned client_vers
                           bool keep_alive, std::string_view debug_header,
                           std::string_view upstream_name) {
   std::string wire = "stale bytes that must be replaced";
-  write_client_head(res, head_request, client_version, keep_alive, debug_header, upstream_name,
-                    wire);
+  write_client_head(res, head_request, client_version, keep_alive,
+                    BodyFraming::of_length(res.body().size()), debug_header, upstream_name, wire);
   const auto status = res.result_int();
   if (!head_request && status != 204 && status != 304) wire += res.body();
   http::response_parser<Body, Allocator> parser;
@@ -605,7 +615,8 @@ TEST(RegressionUnknownMethod, ExtensionMethodIsForwardedAsSent) {
     client.set(http::field::host, "shop.example");
     ASSERT_EQ(client.method(), http::verb::unknown) << method;
     std::string head;
-    ASSERT_NO_THROW(write_upstream_head(client, upstream, "/prod/orders", "192.0.2.1", "http", false, head))
+    ASSERT_NO_THROW(write_upstream_head(client, upstream, "/prod/orders", "192.0.2.1", "http", false,
+                                        {}, false, head))
         << method;
     EXPECT_EQ(head.substr(0, head.find("\r\nX-")),
               std::string(method) + " /prod/orders HTTP/1.1\r\nHost: b1.example:8080");
@@ -617,7 +628,7 @@ TEST(RegressionUnknownMethod, KnownMethodsAreUnchanged) {
   Request client{http::verb::purge, "/x", 11};
   client.set(http::field::host, "shop.example");
   std::string head;
-  write_upstream_head(client, upstream, "/x", "192.0.2.1", "http", false, head);
+  write_upstream_head(client, upstream, "/x", "192.0.2.1", "http", false, {}, false, head);
   EXPECT_EQ(head.substr(0, head.find("\r\n")), "PURGE /x HTTP/1.1");
 }
 

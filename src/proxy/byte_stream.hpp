@@ -1,8 +1,10 @@
 #pragma once
-// A client connection's byte stream: plain TCP or TLS over TCP, chosen per
-// listener at accept. It models Asio's AsyncReadStream/AsyncWriteStream, so
-// Beast's HTTP algorithms are compiled once for both kinds; each operation
-// costs one branch to pick the layer. Thread-safety: none (one session's).
+// One side's byte stream, client or upstream: plain TCP or TLS over TCP. It
+// models Asio's AsyncReadStream/AsyncWriteStream, so Beast's HTTP algorithms
+// and the body pump are compiled once for both kinds and both sides; each
+// operation costs one branch to pick the layer.
+// Thread-safety: none (one session's). One read and one write may be pending
+// at once (a tunnel or a streamed upload does both), as Asio's ssl::stream allows.
 
 #include <boost/asio/ssl/context.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
@@ -13,19 +15,21 @@
 
 namespace figshift::proxy {
 
-class ClientStream {
+class ByteStream {
  public:
   using Plain = TcpSocket;
   using Tls = boost::beast::ssl_stream<TcpSocket>;
   using executor_type = Plain::executor_type;
 
-  // `tls` null: plain HTTP; else the listener's server context (outlives the stream).
-  ClientStream(TcpSocket socket, boost::asio::ssl::context* tls)
+  // `tls` null: plain TCP; else the TLS context (outlives the stream): the
+  // listener's server context for a client, the upstream client context.
+  ByteStream(TcpSocket socket, boost::asio::ssl::context* tls)
       : stream_(make(std::move(socket), tls)) {}
+  ByteStream(Executor ex, boost::asio::ssl::context* tls) : ByteStream(TcpSocket(ex), tls) {}
 
   bool is_tls() const { return std::holds_alternative<Tls>(stream_); }
   Tls& tls() { return std::get<Tls>(stream_); }
-  // The TCP layer: wait, cancel, shutdown and close.
+  // The TCP layer: connect, wait, cancel, shutdown and close.
   Plain& tcp() {
     if (auto* plain = std::get_if<Plain>(&stream_)) return *plain;
     return std::get<Tls>(stream_).next_layer();

@@ -1,0 +1,278 @@
+// The exchange with the upstream, seen from a ClientSession: what the client
+// gets once UpstreamRequest has sent the request and read the response head,
+// the streamed bodies (one BodyPump per direction) and WebSocket tunnels. The
+// request phases are client_session.cpp, the response's end client_session_response.cpp.
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/bind_handler.hpp>
+#include <boost/beast/core/string.hpp>
+#include <chrono>
+
+#include "figshift/telemetry/stats.hpp"
+#include "proxy/client_session.hpp"
+#include "proxy/send_now.hpp"
+#include "proxy/worker.hpp"
+
+namespace figshift::proxy {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+UpstreamErrorKind error_kind(UpstreamError error) {
+  switch (error) {
+    case UpstreamError::dns_failed:
+    case UpstreamError::connect_failed:
+      return UpstreamErrorKind::connect;
+    case UpstreamError::connect_timeout:
+    case UpstreamError::response_timeout:
+      return UpstreamErrorKind::timeout;
+    case UpstreamError::tls_failed:
+      return UpstreamErrorKind::tls;
+    case UpstreamError::reset:
+      return UpstreamErrorKind::reset;
+    case UpstreamError::bad_response:
+    case UpstreamError::response_too_large:
+      return UpstreamErrorKind::bad_response;
+  }
+  return UpstreamErrorKind::reset;
+}
+
+}  // namespace
+
+BodyPump& ClientSession::pump(std::unique_ptr<BodyPump>& slot) {
+  BodyPump::Listener& listener = *this;  // a private base: converted here, where it is visible
+  if (!slot) slot = std::make_unique<BodyPump>(listener, worker_.config().limits.stream_buffer_bytes);
+  return *slot;
+}
+
+void ClientSession::on_pump_end(BodyPump& pump, BodyPump::End end, error_code ec) {
+  if (tunnel_) return on_tunnel_end(pump, end);
+  if (&pump == request_pump_.get()) return on_request_pump_end(end, ec);
+  on_response_pump_end(end, ec);
+}
+
+// --- the request body ---------------------------------------------------------
+
+void ClientSession::on_upstream_sent() {
+  if (request_body_ != BodyMode::streamed) return upstream_.read_head(shared_from_this());
+  // The client waits for a 100 before it sends the body: it gets one now that
+  // the upstream is there to take it.
+  if (beast::iequals(field_value(exchange().request_head(), http::field::expect), "100-continue"))
+    return do_continue();
+  start_request_pump();
+}
+
+void ClientSession::start_request_pump() {
+  auto& x = exchange();
+  const auto& limits = worker_.config().limits;
+  BodyPump::Spec spec;
+  spec.source = &stream_;
+  spec.source_buffer = &x.read_buffer;
+  spec.sink = &upstream_.connection().stream;
+  if (const auto length = request_parser().content_length()) {
+    spec.read = BodyPump::Spec::Read::length;
+    spec.length = *length;
+  } else {  // chunked in, chunked out: each piece as it comes, never a complete body past the limit
+    spec.read = BodyPump::Spec::Read::chunked;
+    spec.request_parser = &x.stream_request_body();
+    spec.request_parser->body_limit(limits.body_bytes);
+    spec.chunked_output = true;
+  }
+  spec.read_timeout = worker_.config().timeouts.client_body;
+  spec.write_timeout = worker_.config().timeouts.upstream_response;
+  spec.min_bytes_per_s = limits.body_min_bytes_per_s;
+  pump(request_pump_).start(spec, shared_from_this());
+}
+
+void ClientSession::on_request_pump_end(BodyPump::End end, error_code ec) {
+  using End = BodyPump::End;
+  if (end == End::complete) return upstream_.read_head(shared_from_this());
+  // Whatever broke, the upstream never gets the rest: it sees an incomplete
+  // request (no last chunk, fewer bytes than announced) and a closed connection.
+  upstream_.abandon();
+  keep_alive_ = false;
+  switch (end) {
+    case End::too_large:
+      return respond_error(http::status::payload_too_large, "request body too large");
+    case End::source_failed:
+      if (is_http_error(ec)) return respond_error(http::status::bad_request, "malformed request body");
+      return fail(ec, "read request body");
+    case End::source_closed:   // the client went away mid-body
+    case End::source_timeout:  // too slow a body: as when read whole
+      return close();
+    case End::sink_failed:
+    case End::sink_timeout:
+      return on_upstream_failed(
+          end == End::sink_timeout ? UpstreamError::response_timeout : UpstreamError::reset, ec);
+    case End::complete:
+      break;
+  }
+}
+
+// --- the response --------------------------------------------------------------
+
+void ClientSession::on_upstream_head() {
+  auto& x = exchange();
+  auto& parser = *x.upstream_parser;
+  upstream_stats_->latency.observe(seconds_since(upstream_.started()));
+  if (parser.get().result_int() == 101) return start_tunnel();  // only ever to an upgrade
+  const auto length = parser.content_length();
+  if (parser.is_done() || (length && *length <= worker_.config().limits.buffer_response_bytes))
+    return upstream_.read_body(shared_from_this());
+  stream_response();
+}
+
+void ClientSession::on_upstream_body() {
+  auto& x = exchange();
+  auto& parser = *x.upstream_parser;
+  // Reusable only when the response ended by its framing and nothing extra followed it.
+  upstream_.finish(parser.keep_alive() && upstream_.connection().buffer.size() == 0);
+  x.response = &parser.get();
+  const bool keep_alive = keep_alive_ && !worker_.draining();
+  write_client_head(parser.get(), head_request_, client_version_, keep_alive,
+                    BodyFraming::of_length(parser.get().body().size()),
+                    worker_.config().debug_header, decision_.upstream->name, x.response_head);
+  do_write_prepared(keep_alive);
+}
+
+void ClientSession::on_upstream_failed(UpstreamError error, error_code) {
+  auto& stats = *upstream_stats_;
+  ++stats.errors[static_cast<std::size_t>(error_kind(error))];
+  stats.latency.observe(seconds_since(upstream_.started()));
+  // A streamed body not read to its end leaves the connection unusable.
+  const bool keep_alive = keep_alive_ && !worker_.draining() && request_body_ != BodyMode::streamed;
+  auto response = json_error(status_for(error), describe(error), client_version_, keep_alive);
+  if (!worker_.config().debug_header.empty())
+    response.set(worker_.config().debug_header, decision_.upstream->name);
+  if (head_request_) response.body().clear();  // keeps Content-Length, as HEAD must
+  do_write(std::move(response));
+}
+
+void ClientSession::stream_response() {
+  auto& x = exchange();
+  auto& parser = *x.upstream_parser;
+  const auto& limits = worker_.config().limits;
+  BodyPump::Spec spec;
+  spec.source = &upstream_.connection().stream;
+  spec.source_buffer = &upstream_.connection().buffer;
+  spec.sink = &stream_;
+  spec.read_timeout = worker_.config().timeouts.upstream_response;
+  spec.write_timeout = worker_.config().timeouts.client_write;
+  BodyFraming framing;
+  if (const auto length = parser.content_length()) {
+    spec.read = BodyPump::Spec::Read::length;
+    spec.length = *length;
+    framing = BodyFraming::of_length(*length);
+  } else {
+    if (parser.chunked()) {
+      spec.read = BodyPump::Spec::Read::chunked;
+    } else {  // ends when the upstream closes
+      spec.read = BodyPump::Spec::Read::until_close;
+      spec.limit = limits.response_body_bytes;
+    }
+    // Re-framed for an HTTP/1.1 client, so its connection stays usable; an
+    // HTTP/1.0 client reads until we close.
+    spec.chunked_output = client_version_ >= 11;
+    framing = spec.chunked_output ? BodyFraming::chunked()
+                                  : BodyFraming{BodyFraming::Kind::until_close, 0};
+  }
+  const bool keep_alive = keep_alive_ && !worker_.draining() &&
+                          framing.kind != BodyFraming::Kind::until_close;
+  write_client_head(parser.get(), head_request_, client_version_, keep_alive, framing,
+                    worker_.config().debug_header, decision_.upstream->name, x.response_head);
+  close_after_write_ = !keep_alive;
+  count_response(parser.get().result_int());
+  ++worker_.stats().streamed_responses;
+  if (spec.read == BodyPump::Spec::Read::chunked) {
+    spec.response_parser = &x.stream_upstream_body();
+    if (limits.response_body_bytes > 0) spec.response_parser->body_limit(limits.response_body_bytes);
+  }
+  spec.prefix = asio::buffer(x.response_head);
+  pump(response_pump_).start(spec, shared_from_this());
+}
+
+void ClientSession::on_response_pump_end(BodyPump::End end, error_code ec) {
+  using End = BodyPump::End;
+  auto& x = exchange();
+  response_bytes_ = response_pump_->bytes();
+  if (end == End::complete) {
+    // Reusable when the body ended by its framing (Beast's keep_alive() is
+    // false for one the close ends), with nothing behind it.
+    const bool keep_alive = x.upstream_body_parser ? x.upstream_body_parser->keep_alive()
+                                                   : x.upstream_parser->keep_alive();
+    upstream_.finish(keep_alive && upstream_.connection().buffer.size() == 0);
+    return end_exchange();
+  }
+  upstream_.abandon();
+  switch (end) {
+    case End::sink_failed:
+    case End::sink_timeout:
+      return fail(ec, "write response body");
+    default: {
+      // The upstream failed mid-body: the client's connection is closed short of
+      // the body's framing (fewer bytes than its length, no last chunk), so it
+      // can tell; a truncated body is never passed off as complete.
+      auto& stats = *upstream_stats_;
+      const auto kind = end == End::source_timeout ? UpstreamErrorKind::timeout
+                        : end == End::source_closed ? UpstreamErrorKind::reset
+                                                    : UpstreamErrorKind::bad_response;
+      ++stats.errors[static_cast<std::size_t>(kind)];
+      return fail(ec, "read upstream response body");
+    }
+  }
+}
+
+// --- WebSocket tunnels -----------------------------------------------------------
+
+void ClientSession::start_tunnel() {
+  auto& x = exchange();
+  auto& stats = worker_.stats();
+  ++stats.tunnels_opened;
+  ++stats.tunnels_open;
+  tunnel_ = true;
+  count_response(101);
+  write_client_head(x.upstream_parser->get(), false, client_version_, true, {},
+                    worker_.config().debug_header, decision_.upstream->name, x.response_head);
+  auto& upstream = upstream_.connection();
+  // Bytes either side sent behind the handshake (already in a buffer) go first.
+  BodyPump::Spec to_client;
+  to_client.source = &upstream.stream;
+  to_client.source_buffer = &upstream.buffer;
+  to_client.sink = &stream_;
+  to_client.prefix = asio::buffer(x.response_head);  // the 101
+  to_client.counter = &stats.tunnel_bytes_to_client;
+  BodyPump::Spec to_upstream;
+  to_upstream.source = &stream_;
+  to_upstream.source_buffer = &x.read_buffer;
+  to_upstream.sink = &upstream.stream;
+  to_upstream.counter = &stats.tunnel_bytes_to_upstream;
+  deadline_ = std::chrono::steady_clock::time_point::max();  // tunnel_idle_ms instead (on_tick)
+  pump(response_pump_).start(to_client, shared_from_this());
+  pump(request_pump_).start(to_upstream, shared_from_this());
+}
+
+void ClientSession::on_tunnel_end(BodyPump& pump, BodyPump::End end) {
+  error_code ignored;
+  auto& upstream = upstream_.connection().tcp();
+  if (end == BodyPump::End::complete) {
+    // One side closed: pass its end on (a half-close) and let the other side finish.
+    (&pump == request_pump_.get() ? upstream : stream_.tcp())
+        .shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  } else {
+    // A failure, or quiet for tunnel_idle_ms: both directions end.
+    stream_.tcp().cancel(ignored);
+    upstream.cancel(ignored);
+  }
+  if (request_pump_->running() || response_pump_->running()) return;
+  tunnel_ = false;
+  --worker_.stats().tunnels_open;
+  response_bytes_ = response_pump_->bytes();
+  upstream_.abandon();
+  close_after_write_ = true;
+  if (auto* log = worker_.access_log()) write_access_log(*log);
+  routed_ = false;
+  close();
+}
+
+}  // namespace figshift::proxy
