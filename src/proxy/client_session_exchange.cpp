@@ -252,26 +252,22 @@ void ClientSession::start_tunnel() {
   pump(request_pump_).start(to_upstream, shared_from_this());
 }
 
-void ClientSession::on_tunnel_end(BodyPump& pump, BodyPump::End end) {
-  error_code ignored;
-  auto& upstream = upstream_.connection().tcp();
-  if (end == BodyPump::End::complete) {
-    // One side closed: pass its end on (a half-close) and let the other side finish.
-    (&pump == request_pump_.get() ? upstream : stream_.tcp())
-        .shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-  } else {
-    // A failure, or quiet for tunnel_idle_ms: both directions end.
+void ClientSession::on_tunnel_end(BodyPump& pump, BodyPump::End) {
+  // Either side closed (the WebSocket close handshake ends with the server's
+  // close), failed, or both were quiet for tunnel_idle_ms: the tunnel ends,
+  // both ways, as nginx ends one. The other pump is stopped even if its last
+  // operation already succeeded.
+  BodyPump& other = &pump == request_pump_.get() ? *response_pump_ : *request_pump_;
+  if (other.running()) {
+    other.abandon();
+    error_code ignored;
     stream_.tcp().cancel(ignored);
-    upstream.cancel(ignored);
+    upstream_.connection().tcp().cancel(ignored);
+    return;
   }
-  if (request_pump_->running() || response_pump_->running()) return;
   tunnel_ = false;
   --worker_.stats().tunnels_open;
   response_bytes_ = response_pump_->bytes();
-  upstream_.abandon();
-  close_after_write_ = true;
-  if (auto* log = worker_.access_log()) write_access_log(*log);
-  routed_ = false;
   close();
 }
 
