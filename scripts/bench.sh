@@ -9,8 +9,9 @@
 #                    touch docs/benchmarks.md unless --write-docs is given
 #   --targets LIST   comma-separated subset of upstream,figshift,figshift-log,nginx,haproxy
 #                    (default: all, in that order)
-#   --extras LIST    comma-separated subset of idle,workers,writes,syscalls, or none
-#                    (default: all)
+#   --extras LIST    comma-separated subset of idle,workers,writes,syscalls,streaming,
+#                    or none (default: all). streaming: 8 downloads + 4 uploads of
+#                    256 MiB at once through each proxy (scripts/bench/streaming.py)
 #   --duration S     seconds per timed run (default 10; BENCH_DURATION)
 #   --rounds N       rounds, the order of targets alternating (default 3; BENCH_ROUNDS)
 #   --no-docs        do not write docs/benchmarks.md (a full run writes it by default)
@@ -34,7 +35,7 @@ command_line="scripts/bench.sh${*:+ $*}"
 quick=0
 docs=auto
 targets="upstream,figshift,figshift-log,nginx,haproxy"
-extras="idle,workers,writes,syscalls"
+extras="idle,workers,writes,syscalls,streaming"
 duration="${BENCH_DURATION:-}"
 rounds="${BENCH_ROUNDS:-}"
 keep=()
@@ -126,9 +127,11 @@ fi
 docs_args=()
 [[ "$docs" == yes ]] && docs_args=(--docs "$repo_root/docs/benchmarks.md")
 
-exec python3 scripts/bench/run.py \
+# streaming is a script of its own; run.py takes the other extras.
+run_extras="$(tr ',' '\n' <<<"$extras" | grep -vx streaming | paste -sd, -)"
+python3 scripts/bench/run.py \
   --figshift-bin "$figshift_bin" "${bin_given[@]}" \
-  --targets "$targets" --extras "$extras" \
+  --targets "$targets" --extras "${run_extras:-none}" \
   --duration "$duration" --rounds "$rounds" \
   $( ((quick)) && echo --quick ) \
   --connections "${BENCH_CONNECTIONS:-64}" --users "${BENCH_USERS:-1000}" \
@@ -138,3 +141,13 @@ exec python3 scripts/bench/run.py \
   --port-base "${BENCH_PORT_BASE:-18100}" \
   --out "$repo_root/build-bench" --command "$command_line" \
   "${docs_args[@]}" "${keep[@]}"
+
+if [[ ",$extras," == *",streaming,"* ]]; then
+  echo "== streaming: large bodies through figshift, nginx and HAProxy" >&2
+  mkdir -p "$repo_root/build-bench"
+  python3 scripts/bench/streaming.py --figshift-bin "$figshift_bin" \
+    --rounds "$rounds" $( ((quick)) && echo --size-mib 64 ) \
+    --proxy-cpu "${BENCH_PROXY_CPU:-0}" --load-cpu "${BENCH_LOAD_CPU:-1}" \
+    --port-base "$(( ${BENCH_PORT_BASE:-18100} + 300 ))" \
+    --json "$repo_root/build-bench/bench-streaming.json" | tee "$repo_root/build-bench/bench-streaming.md"
+fi

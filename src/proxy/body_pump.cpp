@@ -4,18 +4,15 @@
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
-#include <charconv>
 #include <string_view>
 #include <utility>
+
+#include "proxy/chunk_framing.hpp"
 
 namespace figshift::proxy {
 namespace {
 
 namespace asio = boost::asio;
-
-constexpr std::string_view crlf = "\r\n";
-constexpr std::string_view crlf_last_chunk = "\r\n0\r\n\r\n";
-constexpr std::string_view last_chunk = "0\r\n\r\n";
 
 // Up to four pieces of one write, empty ones left out. Not a std::array: see HeadAndBody.
 struct WriteParts {
@@ -155,16 +152,8 @@ void BodyPump::do_write(std::size_t n) {
   WriteParts parts;
   if (std::exchange(prefix_pending_, false)) parts.add(spec_.prefix);
   if (spec_.chunked_output) {
-    if (n > 0) {
-      const auto end = std::to_chars(chunk_size_, chunk_size_ + 16, n, 16).ptr;
-      *end = '\r';
-      *(end + 1) = '\n';
-      parts.add(std::string_view(chunk_size_, end + 2 - chunk_size_));
-      parts.add(asio::buffer(buffer_.get(), n));
-      parts.add(last ? crlf_last_chunk : crlf);
-    } else if (last) {
-      parts.add(last_chunk);
-    }
+    const auto frame = frame_chunk(std::string_view(buffer_.get(), n), last, chunk_size_);
+    for (std::size_t i = 0; i < frame.count; ++i) parts.add(frame.parts[i]);
   } else {
     parts.add(asio::buffer(buffer_.get(), n));
   }

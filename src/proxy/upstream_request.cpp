@@ -245,7 +245,7 @@ void UpstreamRequest::read_body(std::shared_ptr<void> owner) {
     error_code ec;
     const auto n = parser.put(buffer.data(), ec);
     buffer.consume(n);
-    if (ec == http::error::need_more) break;
+    if (ec == http::error::need_more || n == 0) break;  // the rest needs a read
     if (ec) return on_read_body(ec, 0);
   }
   if (parser.is_done()) {
