@@ -632,5 +632,106 @@ TEST(RegressionUnknownMethod, KnownMethodsAreUnchanged) {
   EXPECT_EQ(head.substr(0, head.find("\r\n")), "PURGE /x HTTP/1.1");
 }
 
+
+// --- #15: streamed bodies and WebSocket handshakes ---------------------------
+
+// A head as a client of ours parses it: fields by lower-case name.
+std::vector<std::string> head_lines(const std::string& head) {
+  std::vector<std::string> out;
+  std::size_t at = 0;
+  while (true) {
+    const auto end = head.find("\r\n", at);
+    if (end == std::string::npos || end == at) break;
+    out.push_back(head.substr(at, end - at));
+    at = end + 2;
+  }
+  return out;
+}
+
+bool has_line(const std::string& head, std::string_view line) {
+  for (const auto& l : head_lines(head))
+    if (boost::beast::iequals(l, line)) return true;
+  return false;
+}
+
+bool has_name(const std::string& head, std::string_view name) {
+  for (const auto& l : head_lines(head))
+    if (l.size() > name.size() && l[name.size()] == ':' &&
+        boost::beast::iequals(std::string_view(l).substr(0, name.size()), name))
+      return true;
+  return false;
+}
+
+TEST(StreamedFraming, ChunkedRequestBodyGoesOnChunked) {
+  const Upstream upstream = parse_upstream_url("A", "http://a.example");
+  Request client{http::verb::post, "/up", 11};
+  client.set(http::field::host, "shop.example");
+  client.set(http::field::transfer_encoding, "chunked");
+  std::string head;
+  write_upstream_head(client, upstream, "/up", "192.0.2.1", "http", false, BodyFraming::chunked(),
+                      false, head);
+  EXPECT_TRUE(has_line(head, "Transfer-Encoding: chunked")) << head;
+  EXPECT_FALSE(has_name(head, "Content-Length")) << head;
+  EXPECT_EQ(head.find("Transfer-Encoding"), head.rfind("Transfer-Encoding")) << "once: " << head;
+}
+
+TEST(StreamedFraming, LongBodyKeepsItsLength) {
+  const Upstream upstream = parse_upstream_url("A", "http://a.example");
+  Request client{http::verb::put, "/up", 11};
+  client.set(http::field::host, "shop.example");
+  client.set(http::field::content_length, "1073741824");
+  std::string head;
+  write_upstream_head(client, upstream, "/up", "192.0.2.1", "http", false,
+                      BodyFraming::of_length(1073741824), false, head);
+  EXPECT_TRUE(has_line(head, "Content-Length: 1073741824")) << head;
+  EXPECT_FALSE(has_name(head, "Transfer-Encoding")) << head;
+}
+
+TEST(StreamedFraming, WebSocketHandshakeKeepsItsUpgradeOnlyWhenAsked) {
+  const Upstream upstream = parse_upstream_url("A", "http://a.example");
+  Request client{http::verb::get, "/ws", 11};
+  client.set(http::field::host, "shop.example");
+  client.set(http::field::connection, "keep-alive, Upgrade");
+  client.set(http::field::upgrade, "websocket");
+  client.set(http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
+  std::string head;
+  write_upstream_head(client, upstream, "/ws", "192.0.2.1", "http", false, {}, true, head);
+  EXPECT_TRUE(has_line(head, "Connection: upgrade")) << head;
+  EXPECT_TRUE(has_line(head, "Upgrade: websocket")) << head;
+  EXPECT_TRUE(has_line(head, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==")) << head;
+  write_upstream_head(client, upstream, "/ws", "192.0.2.1", "http", false, {}, false, head);
+  EXPECT_FALSE(has_name(head, "Upgrade")) << "hop-by-hop unless it is a handshake: " << head;
+  EXPECT_FALSE(has_name(head, "Connection")) << head;
+}
+
+TEST(StreamedFraming, SwitchingProtocolsRelaysTheUpgrade) {
+  Response res{http::status::switching_protocols, 11};
+  res.set(http::field::upgrade, "websocket");
+  res.set(http::field::connection, "Upgrade");
+  res.set(http::field::sec_websocket_accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+  std::string head;
+  write_client_head(res, false, 11, true, {}, "x-figshift-upstream", "A", head);
+  EXPECT_TRUE(head.starts_with("HTTP/1.1 101 ")) << head;
+  EXPECT_TRUE(has_line(head, "Connection: upgrade")) << head;
+  EXPECT_TRUE(has_line(head, "Upgrade: websocket")) << head;
+  EXPECT_TRUE(has_line(head, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")) << head;
+  EXPECT_FALSE(has_name(head, "Content-Length")) << head;
+}
+
+TEST(StreamedFraming, ResponseFramingAsTold) {
+  Response res{http::status::ok, 11};
+  res.set(http::field::transfer_encoding, "chunked");
+  res.set(http::field::content_type, "text/event-stream");
+  std::string head;
+  write_client_head(res, false, 11, true, BodyFraming::chunked(), "", "A", head);
+  EXPECT_TRUE(has_line(head, "Transfer-Encoding: chunked")) << head;
+  EXPECT_FALSE(has_name(head, "Content-Length")) << head;
+  // Ended by the close, for an HTTP/1.0 client: no length at all, and no keep-alive.
+  write_client_head(res, false, 10, false, {BodyFraming::Kind::until_close, 0}, "", "A", head);
+  EXPECT_FALSE(has_name(head, "Transfer-Encoding")) << head;
+  EXPECT_FALSE(has_name(head, "Content-Length")) << head;
+  EXPECT_FALSE(has_line(head, "Connection: keep-alive")) << head;
+}
+
 }  // namespace
 }  // namespace figshift::proxy
