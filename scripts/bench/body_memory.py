@@ -6,7 +6,12 @@ many the proxy holds, how many it answers at once (503), and its RSS before and
 after. Loopback only; every connection is closed at the end.
 
 Usage: scripts/bench/body_memory.py BINARY [--clients 20] [--size 10000000]
-                                           [--workers 2] [--budget BYTES]
+                                           [--workers 2] [--budget BYTES] [--sink]
+
+--sink: the upstream is a live one that reads and discards whatever arrives
+(never answering), so a proxy that streams bodies (#15) forwards them instead
+of holding them; without it the upstream's port is closed (a proxy that buffers
+bodies never notices).
 """
 import argparse
 import json
@@ -15,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 
@@ -39,12 +45,33 @@ def main() -> int:
     p.add_argument("--size", type=int, default=10_000_000)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--budget", type=int, help="limits.buffered_body_bytes (builds that have it)")
+    p.add_argument("--sink", action="store_true", help="a live upstream that reads and discards")
     a = p.parse_args()
+
+    upstream = "http://127.0.0.1:9"
+    if a.sink:
+        listener = socket.create_server(("127.0.0.1", 0))
+        upstream = "http://127.0.0.1:%d" % listener.getsockname()[1]
+
+        def drain(conn):
+            with conn:
+                while conn.recv(1 << 20):
+                    pass
+
+        def accept():
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                threading.Thread(target=drain, args=(conn,), daemon=True).start()
+
+        threading.Thread(target=accept, daemon=True).start()
 
     work = tempfile.mkdtemp()
     port, admin = free_port(), free_port()
     with open(os.path.join(work, "kvs.json"), "w") as f:
-        json.dump({"data": [{"key": "APIGW_A_URL", "value": "http://127.0.0.1:9"}]}, f)
+        json.dump({"data": [{"key": "APIGW_A_URL", "value": upstream}]}, f)
     limits = {"body_bytes": max(a.size, 10 * 1024 * 1024)}
     if a.budget is not None:
         limits["buffered_body_bytes"] = a.budget
