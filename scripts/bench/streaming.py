@@ -162,7 +162,7 @@ http {{
                 "store": {"backend": "file", "path": str(store), "seed": "kvs.json"},
                 "workers": 1,
                 "timeouts": {"drain_ms": 1000},
-                "limits": {"body_bytes": 1 << 40},
+                "limits": dict({"body_bytes": 1 << 40}, **json.loads(self.a.figshift_limits)),
                 "log": {"level": "warn"}}))
             proc = self.spawn([self.a.figshift_bin, "serve", "--config", str(d / "figshift.json")], cpu, d / "figshift.out")
             port = self.port["figshift"]
@@ -280,20 +280,23 @@ def report(results: list[dict], args) -> str:
              f"proxy pinned to CPU {args.proxy_cpu}, curl and the nginx upstream on CPU {args.load_cpu}; "
              f"{len(rounds)} rounds, order alternating.", "",
              "| proxy | throughput GiB/s (median) | peak RSS MiB (median) | CPU s (median) | "
-             "throughput ÷ HAProxy, per round | median | peak RSS ÷ HAProxy, per round | median |",
-             "|---|---|---|---|---|---|---|---|"]
+             "throughput ÷ HAProxy, per round | median | peak RSS ÷ HAProxy, per round | median | "
+             "CPU ÷ HAProxy, per round | median |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name in PROXIES:
         mine = [by[(name, r)] for r in rounds if (name, r) in by]
         if not mine:
             continue
         tp = [by[(name, r)]["gib_per_s"] / by[("haproxy", r)]["gib_per_s"] for r in rounds]
         mem = [by[(name, r)]["rss_peak_mib"] / by[("haproxy", r)]["rss_peak_mib"] for r in rounds]
+        cpu = [by[(name, r)]["cpu_s"] / by[("haproxy", r)]["cpu_s"] for r in rounds]
         lines.append(
             f"| {name} | {statistics.median(m['gib_per_s'] for m in mine):.2f} | "
             f"{statistics.median(m['rss_peak_mib'] for m in mine):.1f} | "
             f"{statistics.median(m['cpu_s'] for m in mine):.2f} | "
             f"{', '.join(f'{x:.2f}' for x in tp)} | **{statistics.median(tp):.2f}** | "
-            f"{', '.join(f'{x:.2f}' for x in mem)} | **{statistics.median(mem):.2f}** |")
+            f"{', '.join(f'{x:.2f}' for x in mem)} | **{statistics.median(mem):.2f}** | "
+            f"{', '.join(f'{x:.2f}' for x in cpu)} | **{statistics.median(cpu):.2f}** |")
     return "\n".join(lines)
 
 
@@ -308,6 +311,8 @@ def main() -> int:
     p.add_argument("--load-cpu", type=int, default=1)
     p.add_argument("--port-base", type=int, default=18400)
     p.add_argument("--json")
+    p.add_argument("--figshift-limits", default="{}",
+                   help='extra figshift "limits" as JSON, e.g. {"stream_buffer_bytes": 262144}')
     args = p.parse_args()
     run = Run(args)
     results = []
