@@ -14,6 +14,7 @@ import http.client
 import json
 import os
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -167,7 +168,8 @@ class StreamingUpstream:
     /refuse-upgrade             426 to any request, the connection kept open
     """
 
-    def __init__(self):
+    def __init__(self, tls_context=None):
+        self.tls_context = tls_context
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -184,7 +186,7 @@ class StreamingUpstream:
         self._thread.start()
 
     def url(self) -> str:
-        return "http://127.0.0.1:%d" % self.port
+        return "%s://127.0.0.1:%d" % ("https" if self.tls_context else "http", self.port)
 
     def close(self):
         self._stop = True
@@ -207,6 +209,12 @@ class StreamingUpstream:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn):
+        if self.tls_context:
+            try:
+                conn = self.tls_context.wrap_socket(conn, server_side=True)
+            except (OSError, ssl.SSLError):
+                conn.close()
+                return
         f = conn.makefile("rb", buffering=256 * KIB)
         try:
             while self._one_request(conn, f):
@@ -760,6 +768,64 @@ class BrokenStreamsTest(StreamingCase):
         raw = h.raw_exchange(d.port, b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (MIB + 1))
         self.assertEqual(raw.status, 413)
         self.assertEqual(self.up.paths(), [])
+
+
+class TlsStreamingTest(h.PkiMixin, StreamingCase):
+    """TLS on both sides: a pump reads and writes through OpenSSL, a tunnel does both at once."""
+
+    def setUp(self):
+        h.FigTestCase.setUp(self)
+        self.up = StreamingUpstream(self.pki.server_context("good"))
+        self.addCleanup(self.up.close)
+        tls = {"cert_file": self.pki.path("good.pem"), "key_file": self.pki.path("good.key")}
+        self.d = self.daemon({"APIGW_A_URL": self.up.url()}, config={
+            "workers": 1, "listen": [{"address": "127.0.0.1", "port": 0, "tls": tls}],
+            "upstream_tls": {"ca_file": self.pki.path("ca.pem")},
+            "limits": {"body_bytes": GIB}})
+
+    def tls_connect(self):
+        raw = socket.create_connection(("127.0.0.1", self.d.port), timeout=30)
+        s = self.pki.client_context().wrap_socket(raw, server_hostname="localhost")
+        self.addCleanup(s.close)
+        return s
+
+    def test_download_and_upload_over_tls_both_sides(self):
+        size = 64 * MIB + 7
+        conn = http.client.HTTPSConnection("localhost", self.d.port, timeout=60, context=self.pki.client_context())
+        conn.request("GET", "/download?size=%d" % size)
+        resp = conn.getresponse()
+        digest, total = hashlib.sha256(), 0
+        while True:
+            data = resp.read(MIB)
+            if not data:
+                break
+            digest.update(data)
+            total += len(data)
+        self.assertEqual((resp.status, total, digest.hexdigest()), (200, size, expected_sha256(size)))
+        conn.putrequest("POST", "/upload", skip_accept_encoding=True)
+        conn.putheader("Content-Length", str(size))
+        conn.endheaders()
+        for piece in body_pieces(size):
+            conn.send(piece)
+        resp = conn.getresponse()
+        self.assertEqual(json.loads(resp.read()), {"sha256": expected_sha256(size), "bytes": size})
+
+    def test_websocket_over_tls_both_sides(self):
+        s = self.tls_connect()
+        key = base64.b64encode(os.urandom(16))
+        s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key)
+        f = s.makefile("rb")
+        self.assertTrue(f.readline().startswith(b"HTTP/1.1 101"))
+        while f.readline() not in (b"\r\n", b""):
+            pass
+        blob = os.urandom(200 * KIB)
+        for i in range(5):  # both directions busy at once through both TLS layers
+            s.sendall(ws_frame(0x2, blob[i:], mask=True))
+            self.assertEqual(ws_read_frame(f), (0x2, blob[i:]))
+        s.sendall(ws_frame(0x8, struct.pack("!H", 1000), mask=True))
+        self.assertEqual(ws_read_frame(f)[0], 0x8)
+        self.assertTrue(self.up.tunnel_closed.wait(5))
 
 
 if __name__ == "__main__":
