@@ -43,25 +43,8 @@ constexpr std::string_view continue_100 = "HTTP/1.1 100 Continue\r\n\r\n";
 ClientSession::ClientSession(Worker& worker, TcpSocket socket, asio::ssl::context* tls)
     : worker_(worker),
       id_(worker.next_connection_id()),
-      stream_(std::move(socket), tls),
+      client_(std::move(socket), tls, worker.config().trusted_proxies),
       upstream_(worker, *this, id_) {
-  error_code ec;
-  auto remote = stream_.tcp().remote_endpoint(ec);
-  if (!ec) {
-    auto address = remote.address();
-    if (address.is_v6() && address.to_v6().is_v4_mapped())
-      address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
-    client_ip_ = address.to_string();
-    const auto& trusted = worker_.config().trusted_proxies;
-    if (!trusted.empty()) {
-      const auto v6 = address.is_v4()
-                          ? asio::ip::make_address_v6(asio::ip::v4_mapped, address.to_v4())
-                          : address.to_v6();
-      const auto bytes = v6.to_bytes();
-      trusted_peer_ = std::any_of(trusted.begin(), trusted.end(),
-                                  [&](const IpNetwork& n) { return n.contains(bytes); });
-    }
-  }
   worker_.add_session(*this);
 }
 
@@ -76,26 +59,18 @@ Exchange& ClientSession::exchange() {
 }
 
 void ClientSession::start() {
-  if (stream_.is_tls()) return do_tls_handshake();
+  if (client_.is_tls()) return do_tls_handshake();
   next_request();
-}
-
-std::chrono::steady_clock::time_point ClientSession::arm(std::chrono::milliseconds timeout) {
-  const auto now = std::chrono::steady_clock::now();
-  deadline_ = now + timeout;
-  timed_out_ = false;
-  return now;
 }
 
 void ClientSession::on_tick(std::chrono::steady_clock::time_point now) {
   // A hot connection gone quiet: cancel its buffered read (nothing of a request
   // has arrived) and wait without a buffer, as any idle connection does.
-  if (reading_idle_ && hot_ && !parking_ && exchange_ && !stream_.is_tls() &&
+  if (reading_idle_ && hot_ && !parking_ && exchange_ && !client_.is_tls() &&
       now - idle_since_ >= park_idle_after && exchange_->read_buffer.size() == 0 &&
       !(exchange_->request_parser && exchange_->request_parser->got_some())) {
     parking_ = true;
-    error_code ignored;
-    stream_.tcp().cancel(ignored);
+    client_.cancel();
   }
   upstream_.on_tick(now);
   if (request_pump_) request_pump_->on_tick(now);
@@ -104,38 +79,25 @@ void ClientSession::on_tick(std::chrono::steady_clock::time_point now) {
       now - std::max(request_pump_->last_progress(), response_pump_->last_progress()) >=
           worker_.config().timeouts.tunnel_idle) {
     // Quiet both ways for tunnel_idle_ms: both pumps end, and with them the tunnel.
+    client_.cancel();
     error_code ignored;
-    stream_.tcp().cancel(ignored);
     if (upstream_.connected()) upstream_.connection().tcp().cancel(ignored);
   }
-  if (now < deadline_) return;
-  // Not disarmed: an operation started later without a fresh deadline is
-  // cancelled on the next tick too, so nothing ever waits unbounded.
-  timed_out_ = true;
-  error_code ignored;
-  stream_.tcp().cancel(ignored);
-}
-
-ClientSession::error_code ClientSession::timed(error_code ec) const {
-  // Past the deadline any failure is the deadline's doing: its cancel ends an
-  // operation with operation_aborted, and an operation started after it closed
-  // the upstream socket (a posted read) fails with bad_descriptor.
-  if (timed_out_ && ec) return beast::error::timeout;
-  return ec;
+  client_.on_tick(now);
 }
 
 void ClientSession::do_tls_handshake() {
   // The handshake counts against the header deadline: a client that opens a
   // TLS connection and stalls is a slowloris like any other.
   reading_idle_ = true;
-  arm(worker_.config().timeouts.client_header);
-  stream_.tls().async_handshake(
+  client_.arm(worker_.config().timeouts.client_header);
+  client_.stream().tls().async_handshake(
       asio::ssl::stream_base::server,
       beast::bind_front_handler(&ClientSession::on_tls_handshake, shared_from_this()));
 }
 
 void ClientSession::on_tls_handshake(error_code ec) {
-  ec = timed(ec);
+  ec = client_.timed(ec);
   reading_idle_ = false;
   // Cancelled by drain before the client said anything.
   if (ec == asio::error::operation_aborted) return close();
@@ -149,9 +111,9 @@ void ClientSession::on_tls_handshake(error_code ec) {
           http::status::bad_request, "plain HTTP request sent to a TLS (HTTPS) port", 11, false));
       x.response_head.clear();
       serialize_head(response, x.response_head);
-      arm(worker_.config().timeouts.client_write);
+      client_.arm(worker_.config().timeouts.client_write);
       return asio::async_write(
-          stream_.tcp(), HeadAndBody(x.response_head, response.body()),
+          client_.tcp(), HeadAndBody(x.response_head, response.body()),
           [self = shared_from_this()](error_code, std::size_t) { self->close(); });
     }
     // TLS 1.0/1.1, no shared cipher, garbage or a timeout: nothing to answer.
@@ -162,23 +124,22 @@ void ClientSession::on_tls_handshake(error_code ec) {
 
 void ClientSession::on_drain() {
   // Between requests nobody waits for an answer: close now. Mid-request, the
-  // response goes out with Connection: close (see draining() in on_upstream_read).
-  error_code ignored;
-  if (reading_idle_) stream_.tcp().cancel(ignored);
+  // response goes out with Connection: close (see draining() where heads are written).
+  if (reading_idle_) client_.cancel();
 }
 
 void ClientSession::next_request() {
   if (worker_.draining()) return close();
   const auto& timeouts = worker_.config().timeouts;
   reading_idle_ = !exchange_;  // kept only while unread bytes wait in it (see on_write)
-  idle_since_ = arm(first_request_ ? timeouts.client_header : timeouts.client_idle);
+  idle_since_ = client_.arm(first_request_ ? timeouts.client_header : timeouts.client_idle);
   // Between requests a plain connection waits for readability holding no
   // buffer at all (as nginx does): idle keep-alive clients cost little memory.
   // TLS cannot: decrypted bytes may already wait inside the TLS layer. But Asio
   // re-registers the socket with epoll for every such wait (one more system
   // call per request), so a client that came back quickly last time gets a
   // buffered read until it has been quiet for park_idle_after (see on_tick).
-  if (reading_idle_ && !first_request_ && !stream_.is_tls() && !hot_) return do_wait_request();
+  if (reading_idle_ && !first_request_ && !client_.is_tls() && !hot_) return do_wait_request();
   do_read_header();
 }
 
@@ -193,7 +154,7 @@ void ClientSession::park() {
 void ClientSession::do_wait_request() {
   // A block of its own size: Asio's default recycles whatever block the thread
   // freed last (often ~500 bytes from a write), and an idle wait keeps it.
-  stream_.tcp().async_wait(
+  client_.tcp().async_wait(
       asio::socket_base::wait_read,
       asio::bind_allocator(
           ExactSizeAllocator<void>(),
@@ -202,7 +163,7 @@ void ClientSession::do_wait_request() {
 
 void ClientSession::on_wait_request(error_code ec) {
   if (ec) {
-    ec = timed(ec);
+    ec = client_.timed(ec);
     // Cancelled by drain; nothing was in progress.
     if (ec == asio::error::operation_aborted) return;
     // Idle for client_idle_ms: close, as after any keep-alive timeout.
@@ -218,7 +179,7 @@ void ClientSession::do_read_header() {
   parser.header_limit(config.limits.header_bytes);
   parser.body_limit(config.limits.body_bytes);
   http::async_read_header(
-      stream_, exchange().read_buffer, parser,
+      client_.stream(), exchange().read_buffer, parser,
       beast::bind_front_handler(&ClientSession::on_read_header, shared_from_this()));
 }
 
@@ -228,7 +189,7 @@ void ClientSession::on_read_header(error_code ec, std::size_t) {
   const bool parked = std::exchange(parking_, false);
   reading_idle_ = false;
   first_request_ = false;
-  if (ec) return on_read_header_error(timed(ec), parked);
+  if (ec) return on_read_header_error(client_.timed(ec), parked);
 
   auto& parser = request_parser();
   const auto& request = parser.get();
@@ -286,26 +247,26 @@ void ClientSession::on_read_header_error(error_code ec, bool parked) {
 }
 
 void ClientSession::do_continue() {
-  arm(worker_.config().timeouts.client_write);
-  asio::async_write(stream_, asio::buffer(continue_100.data(), continue_100.size()),
+  client_.arm(worker_.config().timeouts.client_write);
+  asio::async_write(client_.stream(), asio::buffer(continue_100.data(), continue_100.size()),
                     beast::bind_front_handler(&ClientSession::on_continue, shared_from_this()));
 }
 
 void ClientSession::on_continue(error_code ec, std::size_t) {
-  ec = timed(ec);
+  ec = client_.timed(ec);
   if (ec) return fail(ec, "write 100 Continue");
   if (request_body_ == BodyMode::streamed) return start_request_pump();
   do_read_body();
 }
 
 void ClientSession::do_read_body() {
-  arm(worker_.config().timeouts.client_body);
-  http::async_read(stream_, exchange().read_buffer, request_parser(),
+  client_.arm(worker_.config().timeouts.client_body);
+  http::async_read(client_.stream(), exchange().read_buffer, request_parser(),
                    beast::bind_front_handler(&ClientSession::on_read_body, shared_from_this()));
 }
 
 void ClientSession::on_read_body(error_code ec, std::size_t) {
-  ec = timed(ec);
+  ec = client_.timed(ec);
   // Too slow a body.
   if (ec == beast::error::timeout) return close();
   if (ec == http::error::body_limit)
@@ -324,7 +285,7 @@ void ClientSession::route() {
   routed_ = true;
   // std::map nodes never move: look the counters up once per request, not per use.
   upstream_stats_ = &worker_.stats().upstreams[decision_.upstream->name];
-  deadline_ = std::chrono::steady_clock::time_point::max();  // the upstream side has its own
+  client_.disarm();  // the upstream side has its own deadlines
   const Upstream& upstream = *decision_.upstream;
 
   if (snapshot_->mode == Mode::redirect) {
@@ -363,8 +324,8 @@ void ClientSession::route() {
     const auto length = request_parser().content_length();
     framing = length ? BodyFraming::of_length(*length) : BodyFraming::chunked();
   }
-  write_upstream_head(request, upstream, decision_.target, client_ip_,
-                      stream_.is_tls() ? "https" : "http", trusted_peer_, framing, upgrade_,
+  write_upstream_head(request, upstream, decision_.target, client_.ip(),
+                      client_.is_tls() ? "https" : "http", client_.trusted_peer(), framing, upgrade_,
                       x.upstream_head);
   UpstreamRequest::Trip trip;
   trip.upstream = &upstream;

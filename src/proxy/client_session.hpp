@@ -12,6 +12,7 @@
 //      BodyPump; a WebSocket handshake answered 101 becomes a two-way tunnel;
 //   5. logging: counters and the access log line once the response is out
 //      (client_session_response.cpp), then the next request or a lingering close.
+// The client side's byte stream, deadline and ways to end are ClientConnection's.
 // Owns itself (enable_shared_from_this); lives on its worker's thread only.
 
 #include <boost/asio/ip/tcp.hpp>
@@ -26,7 +27,7 @@
 #include "figshift/telemetry/access_log.hpp"
 #include "figshift/telemetry/stats.hpp"
 #include "proxy/body_pump.hpp"
-#include "proxy/byte_stream.hpp"
+#include "proxy/client_connection.hpp"
 #include "proxy/exchange.hpp"
 #include "proxy/http_rewrite.hpp"
 #include "proxy/session_list.hpp"
@@ -102,16 +103,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession>,
   void on_write(error_code ec, std::size_t);
   void count_response(unsigned status);
   void end_exchange();
-  void do_linger();
-  void on_tls_shutdown(error_code ec);
-  void do_linger_read();
-  void on_linger(error_code ec, std::size_t);
   void respond_error(http::status status, std::string_view message);
   void fail(error_code ec, const char* what);
-  // Every client-side I/O step sets the deadline for what it waits on. Returns now.
-  std::chrono::steady_clock::time_point arm(std::chrono::milliseconds timeout);
-  // Once the deadline has passed any failure reads as a timeout; before, as it is.
-  error_code timed(error_code ec) const;
   void write_access_log(AccessLogBuffer& log);
   void close();
   // This request's buffers, taken from the worker's pool on first use.
@@ -121,10 +114,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession>,
 
   Worker& worker_;
   std::uint64_t id_;
-  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
   std::chrono::steady_clock::time_point idle_since_;  // when the last request began waiting
-  ByteStream stream_;
-  std::string client_ip_;
+  ClientConnection client_;
 
   // Per request: the snapshot it was routed with stays alive until the response is written.
   std::shared_ptr<const Snapshot> snapshot_;
@@ -142,7 +133,6 @@ class ClientSession : public std::enable_shared_from_this<ClientSession>,
   BodyMode request_body_ = BodyMode::none;
 
   // Flags together, so that an idle connection's session stays small.
-  bool timed_out_ = false;
   bool first_request_ = true;
   bool reading_idle_ = false;  // waiting for a request on a kept-alive connection
   // The client sent its last request within park_idle_after of the response
@@ -155,7 +145,6 @@ class ClientSession : public std::enable_shared_from_this<ClientSession>,
   bool keep_alive_ = false;
   bool upgrade_ = false;  // a WebSocket handshake (see is_websocket_upgrade)
   bool tunnel_ = false;   // after the upstream's 101: bytes both ways
-  bool trusted_peer_ = false;  // its address is in trusted_proxies (see write_upstream_head)
 };
 
 }  // namespace figshift::proxy

@@ -67,7 +67,7 @@ void ClientSession::start_request_pump() {
   auto& x = exchange();
   const auto& limits = worker_.config().limits;
   BodyPump::Spec spec;
-  spec.source = &stream_;
+  spec.source = &client_.stream();
   spec.source_buffer = &x.read_buffer;
   spec.sink = &upstream_.connection().stream;
   if (const auto length = request_parser().content_length()) {
@@ -156,7 +156,7 @@ void ClientSession::stream_response() {
   BodyPump::Spec spec;
   spec.source = &upstream_.connection().stream;
   spec.source_buffer = &upstream_.connection().buffer;
-  spec.sink = &stream_;
+  spec.sink = &client_.stream();
   spec.read_timeout = worker_.config().timeouts.upstream_response;
   spec.write_timeout = worker_.config().timeouts.client_write;
   BodyFraming framing;
@@ -239,15 +239,15 @@ void ClientSession::start_tunnel() {
   BodyPump::Spec to_client;
   to_client.source = &upstream.stream;
   to_client.source_buffer = &upstream.buffer;
-  to_client.sink = &stream_;
+  to_client.sink = &client_.stream();
   to_client.prefix = asio::buffer(x.response_head);  // the 101
   to_client.counter = &stats.tunnel_bytes_to_client;
   BodyPump::Spec to_upstream;
-  to_upstream.source = &stream_;
+  to_upstream.source = &client_.stream();
   to_upstream.source_buffer = &x.read_buffer;
   to_upstream.sink = &upstream.stream;
   to_upstream.counter = &stats.tunnel_bytes_to_upstream;
-  deadline_ = std::chrono::steady_clock::time_point::max();  // tunnel_idle_ms instead (on_tick)
+  client_.disarm();  // tunnel_idle_ms instead (on_tick)
   pump(response_pump_).start(to_client, shared_from_this());
   pump(request_pump_).start(to_upstream, shared_from_this());
 }
@@ -260,8 +260,8 @@ void ClientSession::on_tunnel_end(BodyPump& pump, BodyPump::End) {
   BodyPump& other = &pump == request_pump_.get() ? *response_pump_ : *request_pump_;
   if (other.running()) {
     other.abandon();
+    client_.cancel();
     error_code ignored;
-    stream_.tcp().cancel(ignored);
     upstream_.connection().tcp().cancel(ignored);
     return;
   }

@@ -29,7 +29,7 @@ void ClientSession::respond_error(http::status status, std::string_view message)
 void ClientSession::write_access_log(AccessLogBuffer& log) {
   AccessRecord record;
   record.connection = id_;
-  record.client = client_ip_;
+  record.client = client_.ip();
   std::optional<std::string> username;
   auto& x = exchange();
   if (x.request_body_parser || (x.request_parser && x.request_parser->is_header_done())) {
@@ -74,15 +74,15 @@ void ClientSession::do_write_prepared(bool keep_alive) {
   count_response(x.response->result_int());
   response_bytes_ = x.response->body().size();
   close_after_write_ = !keep_alive;
-  arm(worker_.config().timeouts.client_write);
+  client_.arm(worker_.config().timeouts.client_write);
   HeadAndBody wire(x.response_head, x.response->body());
-  if (error_code ec; !stream_.is_tls() && send_now(stream_.tcp(), wire, ec)) return on_write(ec, 0);
-  asio::async_write(stream_, wire,
+  if (error_code ec; !client_.is_tls() && send_now(client_.tcp(), wire, ec)) return on_write(ec, 0);
+  asio::async_write(client_.stream(), wire,
                     beast::bind_front_handler(&ClientSession::on_write, shared_from_this()));
 }
 
 void ClientSession::on_write(error_code ec, std::size_t) {
-  ec = timed(ec);
+  ec = client_.timed(ec);
   if (ec) return fail(ec, "write response");
   end_exchange();
 }
@@ -99,40 +99,10 @@ void ClientSession::end_exchange() {
     worker_.exchanges().give(std::move(exchange_));
   else
     exchange_->reset();
-  if (close_after_write_) return do_linger();
+  if (close_after_write_)
+    return client_.linger(worker_.config().timeouts.client_write,
+                          worker_.config().timeouts.client_header, shared_from_this());
   next_request();
-}
-
-void ClientSession::do_linger() {
-  if (stream_.is_tls()) {
-    // TLS ends with close_notify both ways; the write deadline bounds the wait for the peer's.
-    arm(worker_.config().timeouts.client_write);
-    return stream_.tls().async_shutdown(
-        beast::bind_front_handler(&ClientSession::on_tls_shutdown, shared_from_this()));
-  }
-  // Half-close and drain what the client still sends, so that our response is
-  // not destroyed by a reset when we close with unread data (lingering close).
-  error_code ec;
-  stream_.tcp().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
-  if (ec) return close();
-  arm(worker_.config().timeouts.client_header);
-  do_linger_read();
-}
-
-void ClientSession::on_tls_shutdown(error_code) {
-  close();  // the peer's close_notify, EOF, a reset or the deadline: done either way
-}
-
-void ClientSession::on_linger(error_code ec, std::size_t) {
-  if (ec) return close();  // EOF, timeout or reset: the client is done either way
-  do_linger_read();
-}
-
-void ClientSession::do_linger_read() {
-  auto& buffer = exchange().read_buffer;
-  buffer.clear();
-  stream_.async_read_some(buffer.prepare(4096),
-                          beast::bind_front_handler(&ClientSession::on_linger, shared_from_this()));
 }
 
 void ClientSession::fail(error_code ec, const char* what) {
@@ -149,10 +119,7 @@ void ClientSession::close() {
     routed_ = false;
   }
   upstream_.abandon();
-  deadline_ = std::chrono::steady_clock::time_point::max();
-  error_code ec;
-  stream_.tcp().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-  stream_.tcp().close(ec);
+  client_.close();
 }
 
 }  // namespace figshift::proxy
