@@ -9,7 +9,7 @@
 #                    touch docs/benchmarks.md unless --write-docs is given
 #   --targets LIST   comma-separated subset of upstream,figshift,figshift-log,nginx,haproxy
 #                    (default: all, in that order)
-#   --extras LIST    comma-separated subset of idle,workers,writes,syscalls,streaming,
+#   --extras LIST    comma-separated subset of idle,workers,writes,syscalls,tls,streaming,
 #                    or none (default: all). streaming: 8 downloads + 4 uploads of
 #                    256 MiB at once through each proxy (scripts/bench/streaming.py)
 #   --duration S     seconds per timed run (default 10; BENCH_DURATION)
@@ -35,7 +35,7 @@ command_line="scripts/bench.sh${*:+ $*}"
 quick=0
 docs=auto
 targets="upstream,figshift,figshift-log,nginx,haproxy"
-extras="idle,workers,writes,syscalls,streaming"
+extras="idle,workers,writes,syscalls,tls,streaming"
 duration="${BENCH_DURATION:-}"
 rounds="${BENCH_ROUNDS:-}"
 keep=()

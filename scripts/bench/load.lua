@@ -11,7 +11,9 @@
 -- wrk's error counters (status = responses with status > 399) and the latency
 -- percentiles in microseconds from wrk's full latency histogram.
 --
--- Usage: wrk -t1 -c64 -d10s -s load.lua http://127.0.0.1:PORT -- [users]
+-- Usage: wrk -t1 -c64 -d10s -s load.lua http://127.0.0.1:PORT -- [users] [close]
+-- With "close" every request carries Connection: close (one request per
+-- connection: with https://, one TLS handshake per request).
 
 local b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -43,6 +45,7 @@ local position = 0
 
 function init(args)
   local users = tonumber(args[1]) or 1000
+  local close = args[2] == "close"
   for i = 0, users * 3 - 1 do
     local u = (i % users) + 1
     local p = i % 3
@@ -55,6 +58,7 @@ function init(args)
       path = "/other"
     end
     local headers = { ["Authorization"] = "Basic " .. base64("user" .. u .. ":pw") }
+    if close then headers["Connection"] = "close" end
     requests_list[#requests_list + 1] = wrk.format("GET", path, headers)
   end
   count = #requests_list

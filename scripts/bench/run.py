@@ -20,7 +20,11 @@ accepts). Any socket error or non-2xx response fails the benchmark.
 Routing is verified for every proxy before anything is timed.
 
 Extras: RSS with 10,000 idle keep-alive client connections, figshift with 1
-vs 2 workers (unpinned), and figshift under store writes (10 PUTs/s).
+vs 2 workers (unpinned), figshift under store writes (10 PUTs/s), system
+calls per request, and TLS termination (issue #19): the same job with every
+proxy listening with TLS 1.3 on one ECDSA P-256 certificate made here with
+openssl, measured with keep-alive requests and with one request per
+connection (a full handshake each, no resumption).
 """
 from __future__ import annotations
 
@@ -51,7 +55,8 @@ PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 ALL_TARGETS = ["upstream", "figshift", "figshift-log", "nginx", "haproxy"]
 PROXIES = ["figshift", "figshift-log", "nginx", "haproxy"]
-EXTRAS = ["idle", "workers", "writes", "syscalls"]
+EXTRAS = ["idle", "workers", "writes", "syscalls", "tls"]
+TLS_PROXIES = ["figshift", "nginx", "haproxy"]
 UPSTREAMS = ["A", "B1", "B2"]
 SPLIT = 50
 
@@ -239,8 +244,19 @@ class Bench:
             wait_port(self.port[name], svc.proc, f"upstream {name}")
             wait_port(self.port[f"status-{name}"], svc.proc, f"upstream {name}")
 
+    def make_certificate(self) -> None:
+        """One ECDSA P-256 certificate for 127.0.0.1 for every TLS listener."""
+        key, crt = self.dir / "tls.key", self.dir / "tls.crt"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-keyout", str(key), "-out", str(crt), "-days", "2",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True)
+        (self.dir / "tls.pem").write_text(crt.read_text() + key.read_text())  # HAProxy's crt
+        for f in (key, crt, self.dir / "tls.pem"):
+            f.chmod(0o644)  # nginx's worker reads nothing, its master does; keep it simple
+
     def start_target(self, target: str, split: int = SPLIT, workers: int = 1,
-                     pinned: bool = True) -> tuple[Service | None, int]:
+                     pinned: bool = True, tls: bool = False) -> tuple[Service | None, int]:
         cpu = self.pcpu if pinned else None
         if target == "upstream":
             return None, self.port["A"]
@@ -257,6 +273,11 @@ class Bench:
                 "STORE": d / "store.json", "WORKERS": workers,
                 "ACCESS_LOG": "true" if target == "figshift-log" else "false",
                 "ACCESS_LOG_PATH": d / "access.log"}))
+            if tls:
+                conf = json.loads((d / "figshift.json").read_text())
+                conf["listen"][0]["tls"] = {"cert_file": str(self.dir / "tls.crt"),
+                                            "key_file": str(self.dir / "tls.key")}
+                (d / "figshift.json").write_text(json.dumps(conf))
             svc = Service(target, [self.a.figshift_bin, "serve", "--config",
                                    str(d / "figshift.json")], d / "figshift.out", cpu)
             svc.start()
@@ -281,7 +302,10 @@ class Bench:
             conf.write_text(fill("proxy.nginx.conf.in", {
                 "DIR": self.dir, "PORT": self.port["nginx"], "PORT_A": self.port["A"],
                 "PORT_B1": self.port["B1"], "PORT_B2": self.port["B2"],
-                "SPLIT_CLIENTS": block}))
+                "SPLIT_CLIENTS": block, "SSL": " ssl" if tls else "",
+                "SSL_CONF": (f"        ssl_certificate {self.dir / 'tls.crt'};\n"
+                             f"        ssl_certificate_key {self.dir / 'tls.key'};\n"
+                             "        ssl_protocols TLSv1.3;") if tls else ""}))
             svc = Service("nginx", ["nginx", "-p", str(self.dir), "-c", str(conf),
                                     "-e", str(self.dir / "nginx-proxy.error.log"),
                                     "-g", "daemon off;"], self.dir / f"{tag}.out", cpu)
@@ -300,7 +324,8 @@ class Bench:
             conf.write_text(fill("haproxy.cfg.in", {
                 "PORT": self.port["haproxy"], "PORT_A": self.port["A"],
                 "PORT_B1": self.port["B1"], "PORT_B2": self.port["B2"], "SPLIT": split,
-                "NOFILE": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}))
+                "NOFILE": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+                "SSL": f" ssl crt {self.dir / 'tls.pem'} ssl-min-ver TLSv1.3" if tls else ""}))
             svc = Service("haproxy", ["haproxy", "-db", "-f", str(conf)],
                           self.dir / f"{tag}.out", cpu)
             svc.start()
@@ -476,11 +501,11 @@ class Bench:
             if abs(shares["B1"] - shares["B2"]) > 0.02:
                 raise BenchError(f"{label}: upstream shares {got}; B1 and B2 should be equal")
 
-    def wrk(self, port: int, seconds: float) -> dict:
+    def wrk(self, port: int, seconds: float, tls: bool = False, close: bool = False) -> dict:
         argv = ["taskset", "-c", str(self.lcpu), "wrk", f"-t{self.a.wrk_threads}",
                 f"-c{self.a.connections}", f"-d{int(round(seconds))}s", "--timeout", "2s",
-                "-s", str(HERE / "load.lua"), f"http://127.0.0.1:{port}", "--",
-                str(self.a.users)]
+                "-s", str(HERE / "load.lua"), f"{'https' if tls else 'http'}://127.0.0.1:{port}",
+                "--", str(self.a.users)] + (["close"] if close else [])
         res = subprocess.run(argv, capture_output=True, text=True)
         m = re.search(r"^BENCHJSON (\{.*\})$", res.stdout, re.M)
         if res.returncode != 0 or not m:
@@ -498,8 +523,8 @@ class Bench:
         return errors
 
     def measure(self, target: str, label: str, seconds: float, svc: Service | None,
-                port: int, during=None) -> dict:
-        self.check_errors(f"{label} warm-up", self.wrk(port, 1))
+                port: int, during=None, tls: bool = False, close: bool = False) -> dict:
+        self.check_errors(f"{label} warm-up", self.wrk(port, 1, tls, close))
         time.sleep(0.3)  # requests the warm-up left in flight reach the upstreams
         pids = svc.pids() if svc else []
         up0 = self.upstream_counters()
@@ -509,7 +534,7 @@ class Bench:
         if during:
             side = threading.Thread(target=during, args=(stop_event,), daemon=True)
             side.start()
-        w = self.wrk(port, seconds)
+        w = self.wrk(port, seconds, tls, close)
         stop_event.set()
         if side:
             side.join()
@@ -557,6 +582,17 @@ class Bench:
         return r
 
     # -- extras ---------------------------------------------------------------
+
+    def tls_run(self, target: str, close: bool, round_no: int) -> dict:
+        svc, port = self.start_target(target, tls=True)
+        try:
+            mode = "new connections" if close else "keep-alive"
+            r = self.measure(target, f"{target} TLS {mode}", self.a.duration, svc, port,
+                             tls=True, close=close)
+        finally:
+            self.stop(svc)
+        r.update({"proxy": target, "close": close, "round": round_no})
+        return r
 
     def idle_rss(self, target: str) -> dict:
         svc, port = self.start_target(target)
@@ -783,6 +819,17 @@ class Bench:
                     r["with_writes"], r["round"] = wr, rnd
                     runs.append(r)
             self.extras["writes"] = runs
+        if "tls" in extras:
+            log("TLS termination: TLS 1.3, ECDSA P-256, keep-alive and one request per connection")
+            self.make_certificate()
+            proxies = [t for t in TLS_PROXIES if t in targets]
+            runs = []
+            for rnd in range(self.a.rounds):
+                order = proxies if rnd % 2 == 0 else list(reversed(proxies))
+                for close in (False, True):
+                    for t in order:
+                        runs.append(self.tls_run(t, close, rnd))
+            self.extras["tls"] = runs
         if "syscalls" in extras:
             log("system calls per request (perf stat on the proxy during the same load)")
             counted = [self.syscalls_run(t) for t in targets if t in ("figshift", "nginx", "haproxy")]
@@ -958,6 +1005,37 @@ def report(b: Bench, args) -> str:
         yes = med([r["rps"] for r in ex["writes"] if r["with_writes"]])
         lines.append("")
         lines.append(f"Throughput with writes / without: {yes / no:.3f}.")
+    if ex.get("tls"):
+        lines += ["", "**TLS termination** (TLS 1.3, one ECDSA P-256 certificate, no session "
+                  "resumption; proxy pinned as above). Keep-alive: wrk's connections stay open; "
+                  "new connections: `Connection: close` on every request, so each request is a "
+                  "TCP connection and a full handshake (req/s = handshakes/s):", "",
+                  "| proxy | mode | req/s | p99 ms | proxy CPU µs/req | CPU ÷ better peer, each round | "
+                  "median | req/s ÷ better peer, each round | median |",
+                  "|---|---|---:|---:|---:|---|---:|---|---:|"]
+        tls_runs = ex["tls"]
+        for close in (False, True):
+            for t in TLS_PROXIES:
+                rs = [r for r in tls_runs if r["proxy"] == t and r["close"] == close]
+                if not rs:
+                    continue
+                cpu_ratios, rps_ratios = [], []
+                for rnd in sorted({r["round"] for r in rs}):
+                    mine = [r for r in rs if r["round"] == rnd][0]
+                    peers = [r for r in tls_runs if r["close"] == close and r["round"] == rnd
+                             and r["proxy"] != t and r["proxy"] != "figshift"]
+                    if t == "figshift" and peers:
+                        cpu_ratios.append(mine["cpu_us_per_req"] / min(p["cpu_us_per_req"] for p in peers))
+                        rps_ratios.append(mine["rps"] / max(p["rps"] for p in peers))
+                each = lambda v: ", ".join(f"{x:.2f}" for x in v) or "—"  # noqa: E731
+                lines.append(
+                    f"| {t} | {'new connections' if close else 'keep-alive'} | "
+                    f"{med([r['rps'] for r in rs]):.0f} | {med([r['p99_ms'] for r in rs]):.2f} | "
+                    f"{med([r['cpu_us_per_req'] for r in rs]):.1f} | {each(cpu_ratios)} | "
+                    f"{fmt(med(cpu_ratios), '.2f')} | {each(rps_ratios)} | {fmt(med(rps_ratios), '.2f')} |")
+        lines.append("")
+        lines.append("Goals (issue #19): keep-alive CPU/req ≤ 0.8 × the better peer's; "
+                     "handshakes/s ≥ 1.2 × the better peer's.")
     if ex.get("syscalls"):
         lines += ["", "**System calls per proxied request** (`perf stat -e raw_syscalls:*` on "
                   "the proxy for a few seconds of the same load; requests counted by the "
@@ -989,7 +1067,7 @@ def main() -> int:
     p.add_argument("--figshift-bin", required=True)
     p.add_argument("--figshift-bin-given", action="store_true")
     p.add_argument("--targets", default=",".join(ALL_TARGETS))
-    p.add_argument("--extras", default=",".join(EXTRAS), help="idle,workers,writes,syscalls or none")
+    p.add_argument("--extras", default=",".join(EXTRAS), help="idle,workers,writes,syscalls,tls or none")
     p.add_argument("--duration", type=int, default=10)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--quick", action="store_true")
