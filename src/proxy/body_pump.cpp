@@ -38,13 +38,13 @@ bool is_truncation(const boost::system::error_code& ec) {
 }  // namespace
 
 BodyPump::BodyPump(Listener& listener, std::size_t buffer_bytes)
-    : listener_(listener),
-      buffer_(std::make_unique<char[]>(buffer_bytes)),
-      capacity_(buffer_bytes) {}
+    : listener_(listener), capacity_(buffer_bytes) {}
 
 void BodyPump::start(const Spec& spec, std::shared_ptr<void> owner) {
   spec_ = spec;
   owner_ = std::move(owner);
+  // Held only while running: a kept-alive connection that streamed once keeps no buffer.
+  if (!buffer_) buffer_ = std::make_unique<char[]>(capacity_);
   bytes_ = 0;
   remaining_ = spec.read == Spec::Read::length ? spec.length : 0;
   eof_ = reading_ = timed_out_ = abandoned_ = false;
@@ -69,6 +69,9 @@ bool BodyPump::source_done() const {
 }
 
 void BodyPump::arm(ms timeout, std::chrono::steady_clock::time_point cap) {
+  // A tick that passed an earlier deadline just as its operation completed
+  // cancelled nothing: that operation succeeded, and this one is judged afresh.
+  timed_out_ = false;
   if (timeout.count() == 0) {
     deadline_ = std::chrono::steady_clock::time_point::max();
     return;
@@ -176,6 +179,7 @@ void BodyPump::on_write(error_code ec, std::size_t) {
 
 void BodyPump::end(End end, error_code ec) {
   deadline_ = std::chrono::steady_clock::time_point::max();
+  buffer_.reset();  // nothing is pending on it now
   auto owner = std::move(owner_);  // keeps the session alive through the call
   listener_.on_pump_end(*this, end, ec);
 }

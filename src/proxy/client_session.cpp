@@ -255,7 +255,10 @@ void ClientSession::do_continue() {
 void ClientSession::on_continue(error_code ec, std::size_t) {
   ec = client_.timed(ec);
   if (ec) return fail(ec, "write 100 Continue");
-  if (request_body_ == BodyMode::streamed) return start_request_pump();
+  if (request_body_ == BodyMode::streamed) {
+    client_.disarm();  // the pump keeps its own deadlines from here
+    return start_request_pump();
+  }
   do_read_body();
 }
 
@@ -317,10 +320,13 @@ void ClientSession::route() {
         return false;
     }
   }();
-  if (request_body_ == BodyMode::buffered) {
+  if (request_body_ == BodyMode::none) {
+    // A POST with Content-Length: 0 keeps it: some upstreams answer 411 without one.
+    if (request_parser().content_length()) framing = BodyFraming::of_length(0);
+  } else if (request_body_ == BodyMode::buffered) {
     body = request_parser().get().body();
     framing = BodyFraming::of_length(body.size());
-  } else if (request_body_ == BodyMode::streamed) {
+  } else {
     const auto length = request_parser().content_length();
     framing = length ? BodyFraming::of_length(*length) : BodyFraming::chunked();
   }

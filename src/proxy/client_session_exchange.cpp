@@ -40,6 +40,15 @@ UpstreamErrorKind error_kind(UpstreamError error) {
 
 }  // namespace
 
+// The most a read buffer may hold while a chunked body is decoded from it:
+// Beast's parser puts no limit on a chunk's size line, its extensions or the
+// trailers, and asks for more bytes until their line ends. Bounded, a line
+// longer than a head may be ends in buffer_overflow (400 or a closed
+// connection), instead of memory growing for as long as the peer sends.
+static std::size_t chunk_line_bound(std::uint32_t header_bytes) {
+  return 2 * 64 * 1024 + header_bytes;
+}
+
 BodyPump& ClientSession::pump(std::unique_ptr<BodyPump>& slot) {
   BodyPump::Listener& listener = *this;  // a private base: converted here, where it is visible
   if (!slot) slot = std::make_unique<BodyPump>(listener, worker_.config().limits.stream_buffer_bytes);
@@ -77,6 +86,7 @@ void ClientSession::start_request_pump() {
     spec.read = BodyPump::Spec::Read::chunked;
     spec.request_parser = &x.stream_request_body();
     spec.request_parser->body_limit(limits.body_bytes);
+    x.read_buffer.max_size(chunk_line_bound(limits.header_bytes));
     spec.chunked_output = true;
   }
   spec.read_timeout = worker_.config().timeouts.client_body;
@@ -187,6 +197,8 @@ void ClientSession::stream_response() {
   if (spec.read == BodyPump::Spec::Read::chunked) {
     spec.response_parser = &x.stream_upstream_body();
     if (limits.response_body_bytes > 0) spec.response_parser->body_limit(limits.response_body_bytes);
+    upstream_.connection().buffer.max_size(
+        chunk_line_bound(std::max<std::uint32_t>(limits.header_bytes, 60 * 1024)));
   }
   spec.prefix = asio::buffer(x.response_head);
   pump(response_pump_).start(spec, shared_from_this());
@@ -252,16 +264,24 @@ void ClientSession::start_tunnel() {
   pump(request_pump_).start(to_upstream, shared_from_this());
 }
 
-void ClientSession::on_tunnel_end(BodyPump& pump, BodyPump::End) {
-  // Either side closed (the WebSocket close handshake ends with the server's
-  // close), failed, or both were quiet for tunnel_idle_ms: the tunnel ends,
-  // both ways, as nginx ends one. The other pump is stopped even if its last
-  // operation already succeeded.
-  BodyPump& other = &pump == request_pump_.get() ? *response_pump_ : *request_pump_;
+void ClientSession::on_tunnel_end(BodyPump& pump, BodyPump::End end) {
+  const bool to_upstream = &pump == request_pump_.get();
+  BodyPump& other = to_upstream ? *response_pump_ : *request_pump_;
+  error_code ignored;
   if (other.running()) {
+    if (end == BodyPump::End::complete) {
+      // One side closed its sending half (all it sent has been passed on):
+      // pass its end on as ours, and let the other direction run until it
+      // ends too (a WebSocket server still sends its Close; tunnel_idle_ms
+      // bounds the wait).
+      (to_upstream ? upstream_.connection().tcp() : client_.tcp())
+          .shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+      return;
+    }
+    // A failure, or quiet both ways for tunnel_idle_ms: both directions end
+    // now. The other pump is stopped even if its last operation succeeded.
     other.abandon();
     client_.cancel();
-    error_code ignored;
     upstream_.connection().tcp().cancel(ignored);
     return;
   }

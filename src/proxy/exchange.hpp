@@ -11,6 +11,7 @@
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <cstddef>
+#include <limits>
 #include <memory>
 #include <memory_resource>
 #include <optional>
@@ -102,6 +103,7 @@ struct Exchange {
     own_response = {};
     request_body_parser.reset();
     upstream_body_parser.reset();
+    read_buffer.max_size(std::numeric_limits<std::size_t>::max());  // bounded while chunks stream
     request_parser.reset();
     upstream_parser.reset();
     arena.release();  // after every message that lived in it is gone

@@ -1,6 +1,9 @@
 #include "proxy/upstream_pool.hpp"
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
 
 namespace figshift::proxy {
 
@@ -11,7 +14,21 @@ UpstreamConnection::UpstreamConnection(Executor ex, asio::ssl::context* tls_cont
 UpstreamPool::UpstreamPool(std::chrono::milliseconds idle_timeout, std::size_t max_idle_per_origin)
     : idle_timeout_(idle_timeout), max_idle_per_origin_(max_idle_per_origin) {}
 
-std::unique_ptr<UpstreamConnection> UpstreamPool::acquire(const std::string& origin) {
+namespace {
+
+// An idle keep-alive connection has nothing to read: recv finds EAGAIN. EOF
+// (the upstream closed it), an error, or bytes (a TLS close_notify, junk)
+// mean it is not fit for a request that cannot be sent twice.
+bool looks_alive(TcpSocket& socket) {
+  char byte;
+  const auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+}  // namespace
+
+std::unique_ptr<UpstreamConnection> UpstreamPool::acquire(const std::string& origin,
+                                                          bool check_alive) {
   auto it = idle_.find(origin);
   if (it == idle_.end()) return nullptr;
   auto& list = it->second;
@@ -20,7 +37,9 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::acquire(const std::string& ori
   while (!list.empty()) {
     auto connection = std::move(list.back());
     list.pop_back();
-    if (now - connection->idle_since < idle_timeout_) return connection;
+    if (now - connection->idle_since >= idle_timeout_) continue;
+    if (check_alive && !looks_alive(connection->tcp())) continue;
+    return connection;
   }
   return nullptr;
 }

@@ -33,8 +33,11 @@ class UpstreamPool {
  public:
   UpstreamPool(std::chrono::milliseconds idle_timeout, std::size_t max_idle_per_origin);
 
-  // A pooled idle connection to `origin`, or nullptr.
-  std::unique_ptr<UpstreamConnection> acquire(const std::string& origin);
+  // A pooled idle connection to `origin`, or nullptr. `check_alive`: for a
+  // request that cannot be retried, each candidate is first asked, with one
+  // non-blocking peek, whether the upstream closed it while idle (EOF, an
+  // error, or bytes nobody asked for): such a one is dropped, not handed out.
+  std::unique_ptr<UpstreamConnection> acquire(const std::string& origin, bool check_alive = false);
   // Keeps a healthy keep-alive connection for reuse (or drops it when the pool is full).
   void release(std::unique_ptr<UpstreamConnection> connection);
   // Closes idle connections older than the idle timeout.

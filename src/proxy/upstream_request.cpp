@@ -82,7 +82,8 @@ void UpstreamRequest::start(const Trip& trip, Exchange& exchange, std::shared_pt
   owner_ = std::move(owner);
   retried_ = false;
   started_ = std::chrono::steady_clock::now();
-  connection_ = worker_.pool().acquire(trip.upstream->origin);
+  // One that cannot be retried gets no connection the upstream already closed.
+  connection_ = worker_.pool().acquire(trip.upstream->origin, !trip.retryable);
   reused_ = connection_ != nullptr;
   if (connection_) return do_write();
   do_resolve();

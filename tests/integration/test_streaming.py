@@ -153,8 +153,9 @@ class StreamingUpstream:
     /refuse-upgrade             426 to any request, the connection kept open
     """
 
-    def __init__(self, tls_context=None):
+    def __init__(self, tls_context=None, keepalive_s=None):
         self.tls_context = tls_context
+        self.keepalive_s = keepalive_s  # an idle connection is closed after this (None: never)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -213,7 +214,12 @@ class StreamingUpstream:
                 pass
 
     def _one_request(self, conn, f) -> bool:
-        line = f.readline(65537)
+        conn.settimeout(self.keepalive_s)
+        try:
+            line = f.readline(65537)
+        except (socket.timeout, TimeoutError):
+            return False  # idle for keepalive_s: closed, as Node's 5 s keep-alive timeout does
+        conn.settimeout(None)
         if not line:
             return False
         method, target, _ = line.decode("latin-1").split(" ", 2)
@@ -573,11 +579,28 @@ class WebSocketTest(StreamingCase):
         self.assertEqual(ws_read_frame(f), (0x8, struct.pack("!H", 1000)))
         self.assertEqual(f.read(1), b"", "the upstream's close reaches the client")
         self.assertTrue(self.up.tunnel_closed.wait(3))
+        f.close()  # the client closes its side too, as RFC 6455 §7.1.1 has it
+        s.close()
         h.eventually(lambda: self.metric(d, "figshift_tunnels_open") == 0, 3, message="the tunnel is counted closed")
         self.assertEqual(self.metric(d, "figshift_tunnels_total"), 1)
         text = d.admin_request("GET", "/metrics").body.decode()
         to_up = [l for l in text.splitlines() if l.startswith('figshift_tunnel_bytes_total{direction="to_upstream"}')]
         self.assertTrue(to_up and float(to_up[0].split()[1]) >= len(blob), to_up)
+
+    def test_client_half_close_still_gets_what_the_upstream_sends(self):
+        # The client sends a frame and its Close, then shuts its sending half: the
+        # upstream's echo and Close still come back before the tunnel ends.
+        d = self.start()
+        s = self.connect(d)
+        _, status, _, f = self.handshake(s)
+        self.assertEqual(status, 101)
+        blob = os.urandom(300 * KIB)
+        s.sendall(ws_frame(0x2, blob, mask=True) + ws_frame(0x8, struct.pack("!H", 1000), mask=True))
+        s.shutdown(socket.SHUT_WR)
+        self.assertEqual(ws_read_frame(f), (0x2, blob))
+        self.assertEqual(ws_read_frame(f), (0x8, struct.pack("!H", 1000)))
+        self.assertEqual(f.read(1), b"")
+        h.eventually(lambda: self.metric(d, "figshift_tunnels_open") == 0, 3, message="the tunnel ends")
 
     def test_refused_upgrade_is_not_a_tunnel_and_what_follows_is_routed(self):
         # The WebSocket smuggling trick: an upgrade the upstream refuses, with a request
@@ -602,13 +625,17 @@ class WebSocketTest(StreamingCase):
         self.assertEqual(self.metric(d, "figshift_tunnels_total"), 0)
 
     def test_101_to_a_request_without_upgrade_is_refused(self):
-        d = self.start()
+        # An upstream that answers 101 to anything; the request asked for no upgrade
+        # (Upgrade without Connection: upgrade is no handshake), so a 101 is a broken answer.
+        rogue = self.canned_upstream(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                                     b"Connection: Upgrade\r\n\r\nRAW BYTES AFTER THE SWITCH")
+        d = self.daemon({"APIGW_A_URL": rogue.url()}, config={"workers": 1})
         s = self.connect(d)
-        # An upstream that answers 101 unasked would turn the connection into a tunnel.
         s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nSec-WebSocket-Key: x\r\nUpgrade: websocket\r\n\r\n")
-        data = s.recv(65536)
-        self.assertTrue(data.startswith(b"HTTP/1.1 "), data)
-        self.assertFalse(data.startswith(b"HTTP/1.1 101"), "no Connection: upgrade, so no tunnel: %r" % data)
+        status, headers, body = read_response(s.makefile("rb"))
+        self.assertEqual(status, 502, body)
+        self.assertNotIn(b"RAW BYTES", body)
+        self.assertEqual(self.metric(d, "figshift_tunnels_total"), 0)
 
     def test_tunnel_idle_timeout_closes_both_sides(self):
         d = self.start(config={"timeouts": {"tunnel_idle_ms": 600}})
@@ -657,6 +684,86 @@ class BrokenStreamsTest(StreamingCase):
         resp.read()
         self.assertEqual(resp.status, 502)
         self.assertEqual(self.up.paths().count("/die-reading"), 1, "sent once, never again")
+
+    def test_streamed_upload_never_gets_a_connection_the_upstream_closed(self):
+        # The upstream closes idle keep-alive connections after 0.3 s (Node's default is 5 s,
+        # figshift keeps them 30 s): a streamed body, which cannot be resent, must not be
+        # sent on one of those.
+        self.up.keepalive_s = 0.3
+        d = self.start()
+        self.assertEqual(self.download(d, "/download?size=10")[0], 200)  # pools a connection
+        time.sleep(0.8)  # ... which the upstream has closed by now
+        conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+        size = MIB + 3
+        conn.request("POST", "/upload", body=b"".join(body_pieces(size)))
+        resp = conn.getresponse()
+        body = resp.read()
+        self.assertEqual(resp.status, 200, body)
+        self.assertEqual(json.loads(body), {"sha256": expected_sha256(size), "bytes": size})
+        self.assertEqual(self.up.paths().count("/upload"), 1)
+
+    def test_expect_continue_upload_outlasting_client_write_ms(self):
+        # The 100 Continue is written under client_write_ms; the body that follows is the
+        # pump's, whatever that deadline was (an upload with curl -T sends Expect).
+        d = self.start(config={"timeouts": {"client_write_ms": 1000}})
+        s = self.connect(d)
+        size = 4 * MIB
+        s.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n" % size)
+        f = s.makefile("rb")
+        self.assertTrue(f.readline().startswith(b"HTTP/1.1 100"))
+        f.readline()
+        data = b"".join(body_pieces(size))
+        for i in range(6):  # 3 s in all, well past client_write_ms
+            s.sendall(data[i * size // 6:(i + 1) * size // 6])
+            time.sleep(0.5)
+        status, _, body = read_response(f)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body)["sha256"], expected_sha256(size))
+
+    def test_post_with_content_length_0_keeps_it(self):
+        echo = self.upstream("A")
+        d = self.daemon({"APIGW_A_URL": echo.url()}, config={"workers": 1})
+        raw = h.raw_exchange(d.port, b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        self.assertEqual(raw.status, 200)
+        self.assertEqual(echo.requests[-1]["headers"].get("content-length"), "0",
+                         "some upstreams answer 411 to a POST without a length")
+
+    def test_endless_chunk_extension_is_cut_off_in_bounded_memory(self):
+        d = self.start()
+        before = rss_kb(d.proc.pid)
+        s = self.connect(d)
+        s.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;")
+        try:
+            for _ in range(16):  # 16 MiB of a chunk extension that never ends
+                s.sendall(b"a" * MIB)
+        except OSError:
+            pass
+        s.settimeout(5)
+        try:
+            answer = s.recv(65536)
+        except OSError:
+            answer = b""
+        # Refused once the line passes what a read buffer may hold (the rest is drained
+        # by the lingering close, not kept).
+        self.assertTrue(answer.startswith(b"HTTP/1.1 400"), answer[:100])
+        grown = rss_kb(d.proc.pid) - before
+        self.assertLess(grown, 8 * 1024, "RSS grew by %d KiB" % grown)
+        self.assertEqual(self.up.uploads, [])
+
+    def test_idle_connections_that_streamed_keep_no_buffer(self):
+        d = self.start()
+        socks = []
+        before = rss_kb(d.proc.pid)
+        for _ in range(300):
+            s = self.connect(d)
+            s.sendall(b"GET /download?size=%d HTTP/1.1\r\nHost: x\r\n\r\n" % (100 * KIB))
+            status, _, body = read_response(s.makefile("rb"))
+            self.assertEqual((status, len(body)), (200, 100 * KIB))  # streamed (> 64 KiB)
+            socks.append(s)
+        time.sleep(0.3)
+        grown = rss_kb(d.proc.pid) - before
+        # 300 idle connections, each of which streamed: a 64 KiB buffer kept each would be 19 MiB.
+        self.assertLess(grown, 6 * 1024, "RSS grew by %d KiB for 300 idle connections" % grown)
 
     def test_slow_drip_body_is_cut_off(self):
         d = self.start(config={"timeouts": {"client_body_ms": 1000}, "limits": {"body_min_bytes_per_s": 1024}})
@@ -784,9 +891,14 @@ class TlsStreamingTest(h.PkiMixin, StreamingCase):
         while f.readline() not in (b"\r\n", b""):
             pass
         blob = os.urandom(200 * KIB)
-        for i in range(5):  # both directions busy at once through both TLS layers
-            s.sendall(ws_frame(0x2, blob[i:], mask=True))
+        frames = [ws_frame(0x2, blob[i:], mask=True) for i in range(8)]
+        # Both directions busy at once through both TLS layers: one thread sends every
+        # frame while this one reads the echoes.
+        sender = threading.Thread(target=lambda: [s.sendall(fr) for fr in frames], daemon=True)
+        sender.start()
+        for i in range(8):
             self.assertEqual(ws_read_frame(f), (0x2, blob[i:]))
+        sender.join(10)
         s.sendall(ws_frame(0x8, struct.pack("!H", 1000), mask=True))
         self.assertEqual(ws_read_frame(f)[0], 0x8)
         self.assertTrue(self.up.tunnel_closed.wait(5))
