@@ -447,7 +447,8 @@ class LargeBodiesTest(StreamingCase):
         self.assertEqual(headers.get("content-length"), str(GIB))
         self.assertEqual(sha, expected_sha256(GIB), "the body changed on its way")
         sys_note = "RSS %d KiB before, peak %d KiB" % (before, peak)
-        self.assertLess(peak - before, self.RSS_GROWTH_BOUND_KB, sys_note)
+        if not h.sanitized_binary():  # ASan's allocator keeps freed memory in quarantine
+            self.assertLess(peak - before, self.RSS_GROWTH_BOUND_KB, sys_note)
         print("\n1 GiB download: " + sys_note)
 
     def test_1gib_upload_checksummed_in_bounded_memory(self):
@@ -467,7 +468,8 @@ class LargeBodiesTest(StreamingCase):
         self.assertEqual(resp.status, 200, body)
         self.assertEqual(json.loads(body), {"sha256": expected_sha256(GIB), "bytes": GIB})
         note = "RSS %d KiB before, peak %d KiB" % (before, peak)
-        self.assertLess(peak - before, self.RSS_GROWTH_BOUND_KB, note)
+        if not h.sanitized_binary():
+            self.assertLess(peak - before, self.RSS_GROWTH_BOUND_KB, note)
         print("\n1 GiB upload: " + note)
         self.assertGreaterEqual(self.metric(d, "figshift_streamed_request_bodies_total"), 1)
 
@@ -747,7 +749,8 @@ class BrokenStreamsTest(StreamingCase):
         # by the lingering close, not kept).
         self.assertTrue(answer.startswith(b"HTTP/1.1 400"), answer[:100])
         grown = rss_kb(d.proc.pid) - before
-        self.assertLess(grown, 8 * 1024, "RSS grew by %d KiB" % grown)
+        if not h.sanitized_binary():  # ASan's allocator keeps freed memory in quarantine
+            self.assertLess(grown, 8 * 1024, "RSS grew by %d KiB" % grown)
         self.assertEqual(self.up.uploads, [])
 
     def test_idle_connections_that_streamed_keep_no_buffer(self):
@@ -763,7 +766,8 @@ class BrokenStreamsTest(StreamingCase):
         time.sleep(0.3)
         grown = rss_kb(d.proc.pid) - before
         # 300 idle connections, each of which streamed: a 64 KiB buffer kept each would be 19 MiB.
-        self.assertLess(grown, 6 * 1024, "RSS grew by %d KiB for 300 idle connections" % grown)
+        if not h.sanitized_binary():  # ASan's allocator keeps freed memory in quarantine
+            self.assertLess(grown, 6 * 1024, "RSS grew by %d KiB for 300 idle connections" % grown)
 
     def test_slow_drip_body_is_cut_off(self):
         d = self.start(config={"timeouts": {"client_body_ms": 1000}, "limits": {"body_min_bytes_per_s": 1024}})
@@ -890,15 +894,14 @@ class TlsStreamingTest(h.PkiMixin, StreamingCase):
         self.assertTrue(f.readline().startswith(b"HTTP/1.1 101"))
         while f.readline() not in (b"\r\n", b""):
             pass
-        blob = os.urandom(200 * KIB)
-        frames = [ws_frame(0x2, blob[i:], mask=True) for i in range(8)]
-        # Both directions busy at once through both TLS layers: one thread sends every
-        # frame while this one reads the echoes.
-        sender = threading.Thread(target=lambda: [s.sendall(fr) for fr in frames], daemon=True)
-        sender.start()
-        for i in range(8):
+        blob = os.urandom(100 * KIB)
+        # Both directions busy at once through both TLS layers: all frames go out before
+        # any echo is read, so figshift relays the upstream's first echoes while the last
+        # frames still come in. (One thread: an ssl.SSLSocket must not be read and
+        # written from two threads at once; 400 KiB fit in the socket buffers.)
+        s.sendall(b"".join(ws_frame(0x2, blob[i:], mask=True) for i in range(4)))
+        for i in range(4):
             self.assertEqual(ws_read_frame(f), (0x2, blob[i:]))
-        sender.join(10)
         s.sendall(ws_frame(0x8, struct.pack("!H", 1000), mask=True))
         self.assertEqual(ws_read_frame(f)[0], 0x8)
         self.assertTrue(self.up.tunnel_closed.wait(5))
