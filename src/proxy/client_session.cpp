@@ -340,12 +340,14 @@ void ClientSession::on_read_body(error_code ec, std::size_t) {
 void ClientSession::route() {
   snapshot_ = worker_.snapshot();
   auto& request = request_parser().get();
-  decision_ =
-      decide(RequestHead{request.target(), field_value(request, http::field::authorization)},
-             *snapshot_, unix_ms_now());
+  const std::int64_t now_ms = unix_ms_now();
+  decision_ = decide(RequestHead{request.target(), field_value(request, http::field::authorization),
+                                 worker_.user_keys().user_field(request, *snapshot_, now_ms)},
+                     *snapshot_, now_ms);
   routed_ = true;
   // std::map nodes never move: look the counters up once per request, not per use.
   upstream_stats_ = &worker_.stats().upstreams[decision_.upstream->name];
+  worker_.record_user(decision_, now_ms);
   const Upstream& upstream = *decision_.upstream;
 
   if (snapshot_->mode == Mode::redirect) {
