@@ -82,7 +82,9 @@ int parse_split_hundredths(const std::string& key, const std::string& text, int 
   const std::string_view whole_part = std::string_view(text).substr(0, text.find('.'));
   int whole = -1;
   auto [end, ec] = std::from_chars(whole_part.data(), whole_part.data() + whole_part.size(), whole);
-  if (whole_part.empty() || ec != std::errc() || end != whole_part.data() + whole_part.size() ||
+  // "-0" would read as 0 (and "-0.5" as 0.5): a split starts with a digit.
+  const bool digit_first = !text.empty() && text[0] >= '0' && text[0] <= '9';
+  if (whole_part.empty() || (buckets != 100 && !digit_first) || ec != std::errc() || end != whole_part.data() + whole_part.size() ||
       whole < 0 || whole > 100)
     bad(key, buckets == 100 ? integer_only
                             : "must be a number from 0 to 100 with up to two decimals, got \"" +
