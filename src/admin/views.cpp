@@ -1,7 +1,6 @@
 // What the admin API shows: the /admin/status document and the /metrics text,
 // read from the store, the proxy's counters and the guard. What it does (the
 // routes, the writes) is admin_api.cpp.
-#include <cmath>
 #include "admin/views.hpp"
 
 #include <cmath>
