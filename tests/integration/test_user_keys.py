@@ -196,7 +196,7 @@ class UserKeysTest(h.UpstreamsMixin, h.FigTestCase):
 
     # -- keys file reloads ------------------------------------------------------
 
-    def test_keys_reload_on_change_and_on_sighup(self):
+    def test_keys_reload_on_change(self):
         k = self.keys
         d = self.start(100, "jwt", keys_text=k.jwks(k.oct_jwk("h1")))
         second = os.urandom(32)
