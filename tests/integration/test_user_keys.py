@@ -193,6 +193,17 @@ class UserKeysTest(h.UpstreamsMixin, h.FigTestCase):
         self.route_all(d, [(u, {"X-User": u}) for u in users],
                        lambda u: "B1" if bucket(u, 10000) < 3333 else "A")
         self.assertIn("figshift_traffic_split_percent 33.33", self.metrics(d))
+        # A ramp from 33.33 would start at 33 (users of 3300..3332 back to legacy): refused.
+        r = d.admin_request("POST", "/admin/traffic-shift", {"Content-Type": "application/json"},
+                            json.dumps({"percent": 50, "seconds": 60}).encode())
+        self.assertEqual(r.status, 409, r)
+        self.assertIn("whole points", r.json["error"])
+        status = json.loads(d.admin_request("GET", "/admin/status").body)
+        self.assertEqual((status["split_exact"], status["buckets"], status["ramp"]), (33.33, 10000, None))
+        r = d.admin_request("POST", "/admin/traffic-shift", {"Content-Type": "application/json"},
+                            json.dumps({"percent": 50}).encode())
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(json.loads(r.body)["split_exact"], 50)
 
     # -- keys file reloads ------------------------------------------------------
 
