@@ -18,7 +18,8 @@
 # Usage: scripts/bench/user_key_cost.sh [--callgrind] [BINARY] [ROUNDS] [SECONDS]
 #   BINARY default build/figshift; ROUNDS 3; SECONDS 8 per run (callgrind: 4).
 # Needs wrk, curl, taskset, openssl, python3 (and valgrind for --callgrind) and
-# the ports 9001-9003 and 18380-18385 free.
+# the ports 9001-9003 and 18380-18385 free. USER_KEY_COST_PROFILES=DIR keeps the
+# callgrind profiles there (the worker is the `-02` file of each variant).
 set -euo pipefail
 
 callgrind=0
@@ -184,6 +185,10 @@ else
           awk '/figshift::proxy::Worker::run\(\)/ {gsub(",", "", $1); print $1; exit}' || true)
         [[ -n "$total" ]] && break
       done
+      if [[ -n "${USER_KEY_COST_PROFILES:-}" ]]; then  # keep them for callgrind_annotate
+        mkdir -p "$USER_KEY_COST_PROFILES"
+        mv "$work"/cg-"$v".out-* "$USER_KEY_COST_PROFILES/"
+      fi
       rm -f "$work"/cg-"$v".out-* "$work/store-$v.json"
       [[ -n "$total" ]] || { echo "user_key_cost.sh: no worker profile for $v" >&2; exit 1; }
       ir[$v]=$((total / requests))
