@@ -156,6 +156,9 @@ struct Snapshot {
   const Upstream* find(std::string_view name) const;
 };
 
+// ASCII case-insensitive equality (HTTP auth schemes, header and cookie names).
+bool iequals_ascii(std::string_view a, std::string_view b);
+
 // RFC 7617 Basic credentials -> the raw (undecoded UTF-8) username bytes, or
 // nullopt for anonymous: no header, another scheme, bad base64, no ':'.
 std::optional<std::string> basic_auth_username(std::string_view authorization);

@@ -14,16 +14,6 @@ namespace {
 
 using json = nlohmann::json;
 
-bool iequals_ascii(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char c = a[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    if (c != b[i]) return false;
-  }
-  return true;
-}
-
 // credentials = "Bearer" 1*SP token68 (RFC 6750 §2.1); nullopt for another scheme.
 std::optional<std::string_view> bearer_token(std::string_view authorization) {
   while (!authorization.empty() && (authorization.back() == ' ' || authorization.back() == '\t'))

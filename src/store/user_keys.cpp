@@ -25,15 +25,6 @@ bool is_token(std::string_view s) {
   return true;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 UserKey parse_user_key(const std::string& key, const std::string& value) {
@@ -54,7 +45,7 @@ UserKey parse_user_key(const std::string& key, const std::string& value) {
     // would put every password change in another bucket).
     for (std::string_view reserved :
          {"host", "content-length", "transfer-encoding", "connection", "cookie", "authorization"})
-      if (iequals(name, reserved))
+      if (iequals_ascii(name, reserved))
         bad(key, "header:" + name + " cannot be the user key (use basic, jwt or cookie:<name> "
                                     "for credentials and cookies)");
     return {UserKey::Kind::header, name};

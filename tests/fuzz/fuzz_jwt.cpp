@@ -16,27 +16,14 @@
 
 #include "figshift/identity.hpp"
 #include "fuzz_support.hpp"
+#include "../unit/identity/jwt_test_support.hpp"  // b64url
 
 namespace {
 
 using figshift::fuzz::as_view;
+using figshift::jwt_test::b64url;
 
 const std::string secret(32, 'k');
-
-std::string b64url(std::string_view bytes) {
-  static constexpr char alphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  std::uint32_t bits = 0;
-  int count = 0;
-  for (unsigned char c : bytes) {
-    bits = (bits << 8) | c;
-    count += 8;
-    while (count >= 6) out += alphabet[(bits >> (count -= 6)) & 63];
-  }
-  if (count > 0) out += alphabet[(bits << (6 - count)) & 63];
-  return out;
-}
 
 std::string hs256(std::string_view data) {
   unsigned char mac[EVP_MAX_MD_SIZE];
