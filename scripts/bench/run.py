@@ -987,7 +987,8 @@ def report(b: Bench, args) -> str:
                   "`scripts/bench/user_key_cost.sh` (same run, rounds alternating):", "",
                   "| user-key | per request (median) | ratio to basic: median [min–max] |",
                   "|---|---:|---:|", f"| basic | {med_of('basic'):g} | 1 |"]
-        for v, label in (("jwt_cached", "jwt, cached"), ("jwt_uncached", "jwt, uncached")):
+        for v, label in (("basic_padded", "basic, request padded to a Bearer one's length"),
+                         ("jwt_cached", "jwt, cached"), ("jwt_uncached", "jwt, uncached")):
             q = r[v + "_ratio"]
             lines.append(f"| {label} | {med_of(v):g} | {q['median']:.2f} [{q['min']:.2f}–{q['max']:.2f}] |")
     if ex.get("syscalls"):

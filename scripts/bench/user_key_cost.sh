@@ -6,6 +6,9 @@
 #   basic        user-key basic (the sample's rule)
 #   jwt-cached   user-key jwt, RS256 tokens, per-worker cache of verified tokens
 #   jwt-uncached the same with "jwt": {"cache": false}: every request verifies
+#   basic-padded user-key basic with an X-Pad header that makes each request as
+#                long as its Bearer twin: what the token's bytes cost (parsing,
+#                forwarding) apart from what verifying and caching it cost
 # Rounds alternate the order. Per round it prints req/s and daemon CPU time per
 # request (utime+stime from /proc over the run); at the end, the median and the
 # range of the per-round ratios to basic. Each daemon first gets one request
@@ -18,7 +21,7 @@
 # Usage: scripts/bench/user_key_cost.sh [--callgrind] [BINARY] [ROUNDS] [SECONDS]
 #   BINARY default build/figshift; ROUNDS 3; SECONDS 8 per run (callgrind: 4).
 # Needs wrk, curl, taskset, openssl, python3 (and valgrind for --callgrind) and
-# the ports 9001-9003 and 18380-18385 free. USER_KEY_COST_PROFILES=DIR keeps the
+# the ports 9001-9003 and 18380-18387 free. USER_KEY_COST_PROFILES=DIR keeps the
 # callgrind profiles there (the worker is the `-02` file of each variant).
 set -euo pipefail
 
@@ -47,20 +50,28 @@ json.dump({"keys": [{"kty": "RSA", "kid": "bench", "alg": "RS256", "n": b64(byte
                      "e": b64((65537).to_bytes(3, "big"))}]}, open(f"{work}/jwks.json", "w"))
 header = b64(json.dumps({"alg": "RS256", "kid": "bench", "typ": "JWT"}).encode())
 exp = int(time.time()) + 3600
-with open(f"{work}/tokens.txt", "w") as out:
+with open(f"{work}/tokens.txt", "w") as out, open(f"{work}/bearer.txt", "w") as bearer, \
+        open(f"{work}/padded.txt", "w") as padded:
     for u in range(1, 1001):
         signed = header + "." + b64(json.dumps({"sub": f"user{u}", "exp": exp, "iss": "bench"}).encode())
         sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=signed.encode(),
                              capture_output=True, check=True).stdout
-        out.write(signed + "." + b64(sig) + "\n")
+        token = signed + "." + b64(sig)
+        out.write(token + "\n")
+        bearer.write("Bearer " + token + "\n")
+        basic = "Basic " + base64.b64encode(f"user{u}:pw".encode()).decode()
+        # "X-Pad: " + pad + CRLF makes up the difference in length.
+        padded.write(basic + "\t" + "p" * max(1, len(token) + 7 - len(basic) - 9) + "\n")
 PY
 
-variants=(basic jwt-cached jwt-uncached)
-port_of() { case "$1" in basic) echo 18380 ;; jwt-cached) echo 18382 ;; jwt-uncached) echo 18384 ;; esac; }
+variants=(basic jwt-cached jwt-uncached basic-padded)
+port_of() {
+  case "$1" in basic) echo 18380 ;; jwt-cached) echo 18382 ;; jwt-uncached) echo 18384 ;; basic-padded) echo 18386 ;; esac
+}
 config() {  # variant -> config file
   local v="$1" port jwt="" user_key=basic
   port=$(port_of "$v")
-  [[ "$v" != basic ]] && user_key=jwt
+  [[ "$v" == jwt-* ]] && user_key=jwt
   [[ "$v" == jwt-cached ]] && jwt=", \"jwt\": {\"keys_file\": \"$work/jwks.json\", \"issuer\": \"bench\"}"
   [[ "$v" == jwt-uncached ]] &&
     jwt=", \"jwt\": {\"keys_file\": \"$work/jwks.json\", \"issuer\": \"bench\", \"cache\": false}"
@@ -89,12 +100,15 @@ pids+=($!)
 load() {  # variant seconds -> wrk output
   local v="$1" port
   port=$(port_of "$v")
-  if [[ "$v" == basic ]]; then
-    taskset -c 1 wrk -t1 -c32 -d"$2s" -s "$repo_root/scripts/bench/load.lua" "http://127.0.0.1:$port"
-  else
-    taskset -c 1 wrk -t1 -c32 -d"$2s" -s "$repo_root/scripts/bench/load_bearer.lua" \
-      "http://127.0.0.1:$port" -- "$work/tokens.txt"
-  fi
+  case "$v" in
+    basic) taskset -c 1 wrk -t1 -c32 -d"$2s" -s "$repo_root/scripts/bench/load.lua" "http://127.0.0.1:$port" ;;
+    basic-padded)
+      taskset -c 1 wrk -t1 -c32 -d"$2s" -s "$repo_root/scripts/bench/load_bearer.lua" \
+        "http://127.0.0.1:$port" -- "$work/padded.txt" ;;
+    *)
+      taskset -c 1 wrk -t1 -c32 -d"$2s" -s "$repo_root/scripts/bench/load_bearer.lua" \
+        "http://127.0.0.1:$port" -- "$work/bearer.txt" ;;
+  esac
 }
 wait_up() { for _ in $(seq 1 600); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; return 1; }
 
@@ -116,7 +130,7 @@ import base64, http.client, sys
 port, variant, tokens = int(sys.argv[1]), sys.argv[2], open(sys.argv[3]).read().split()
 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
 for u, token in enumerate(tokens, 1):
-    auth = ("Basic " + base64.b64encode(f"user{u}:pw".encode()).decode()) if variant == "basic" \
+    auth = ("Basic " + base64.b64encode(f"user{u}:pw".encode()).decode()) if variant.startswith("basic") \
         else "Bearer " + token
     conn.request("GET", f"/orders/{u}", headers={"Authorization": auth})
     r = conn.getresponse()
@@ -139,7 +153,7 @@ if ((callgrind == 0)); then
   cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
   for round in $(seq 1 "$rounds"); do
     order=("${variants[@]}")
-    ((round % 2 == 0)) && order=(jwt-uncached jwt-cached basic)
+    ((round % 2 == 0)) && order=(basic-padded jwt-uncached jwt-cached basic)
     line="round $round:"
     for v in "${order[@]}"; do
       pid_var="pid_${v//-/_}"
@@ -156,7 +170,7 @@ if ((callgrind == 0)); then
       line+=" $v ${rps[$v]} req/s ${cpu[$v]} us/req;"
     done
     echo "$line"
-    results+=("{\"round\":$round,\"basic\":${cpu[basic]},\"jwt_cached\":${cpu[jwt-cached]},\"jwt_uncached\":${cpu[jwt-uncached]},\"rps_basic\":${rps[basic]},\"rps_jwt_cached\":${rps[jwt-cached]},\"rps_jwt_uncached\":${rps[jwt-uncached]}}")
+    results+=("{\"round\":$round,\"basic\":${cpu[basic]},\"jwt_cached\":${cpu[jwt-cached]},\"jwt_uncached\":${cpu[jwt-uncached]},\"basic_padded\":${cpu[basic-padded]},\"rps_basic\":${rps[basic]},\"rps_jwt_cached\":${rps[jwt-cached]},\"rps_jwt_uncached\":${rps[jwt-uncached]}}")
   done
   unit="cpu_us_per_req"
 else
@@ -174,7 +188,7 @@ else
       # Steady state: each user's first request (a verification that the cache
       # then saves) is made before the counters are zeroed, in every variant.
       warm_up "$v"
-      callgrind_control --zero "$proxy" >/dev/null
+      callgrind_control --zero "$proxy" >/dev/null 2>&1
       out=$(load "$v" "$seconds")
       requests=$(awk '/requests in/ {print $1}' <<<"$out")
       kill -TERM "$proxy"
@@ -195,7 +209,7 @@ else
       line+=" $v ${ir[$v]} instructions/req ($requests requests);"
     done
     echo "$line"
-    results+=("{\"round\":$round,\"basic\":${ir[basic]},\"jwt_cached\":${ir[jwt-cached]},\"jwt_uncached\":${ir[jwt-uncached]}}")
+    results+=("{\"round\":$round,\"basic\":${ir[basic]},\"jwt_cached\":${ir[jwt-cached]},\"jwt_uncached\":${ir[jwt-uncached]},\"basic_padded\":${ir[basic-padded]}}")
   done
   unit="instructions_per_req"
 fi
@@ -204,12 +218,12 @@ python3 - "$unit" "${results[@]}" <<'PY'
 import json, statistics, sys
 unit, rounds = sys.argv[1], [json.loads(r) for r in sys.argv[2:]]
 out = {"unit": unit, "rounds": rounds}
-for v in ("jwt_cached", "jwt_uncached"):
+for v in ("jwt_cached", "jwt_uncached", "basic_padded"):
     ratios = [r[v] / r["basic"] for r in rounds]
     out[v + "_ratio"] = {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
     print(f"{v} / basic ({unit}): median {statistics.median(ratios):.3f} "
           f"(rounds {', '.join(f'{x:.3f}' for x in ratios)})")
-for v in ("basic", "jwt_cached", "jwt_uncached"):
+for v in ("basic", "basic_padded", "jwt_cached", "jwt_uncached"):
     print(f"{v}: median {statistics.median(r[v] for r in rounds):g} {unit}")
 print("RESULT " + json.dumps(out))
 PY
