@@ -72,7 +72,7 @@ struct JwtPolicy {
   std::string issuer;    // empty: any
   std::string audience;  // empty: any
   std::int64_t leeway_s = 30;
-  bool cache = true;     // off only to measure what the cache saves
+  bool cache = true;  // off only to measure what the cache saves
 };
 
 class UserKeyReader {

@@ -128,10 +128,10 @@ struct Snapshot {
   std::optional<TrafficPlan> plan;   // traffic-plan; never together with a ramp
   std::optional<Guard> guard;        // guard
   std::optional<std::string> guard_tripped;  // guard-tripped, as stored (JSON)
-  UserKey user_key;              // user-key (#17); basic by default
+  UserKey user_key;                          // user-key (#17); basic by default
   // pin:<user> (#17): key values that go to one group whatever the split.
   std::map<std::string, Group, std::less<>> pins;
-  int buckets = 100;             // buckets (#17): 100 (the sample's) or 10000
+  int buckets = 100;  // buckets (#17): 100 (the sample's) or 10000
   // traffic-split in hundredths of a point (#17): 25 for "0.25", 5000 for "50";
   // `split` is its whole part, for everything that shows a percentage.
   int split_hundredths = 0;

@@ -137,7 +137,8 @@ ApiResponse rollout(const ApiRequest& request, AdminContext& context) {
       steps.back()["to"].is_number_integer())
     final_to = steps.back()["to"].get<int>();
   if (snapshot->guard_tripped) return refused_while_tripped(*snapshot->guard_tripped);
-  if (snapshot->split_hundredths_at(now) % 100 != 0) return ramp_from_fraction_refused(*snapshot, now);
+  if (snapshot->split_hundredths_at(now) % 100 != 0)
+    return ramp_from_fraction_refused(*snapshot, now);
   const json plan{{"start_ms", now}, {"from", snapshot->split_at(now)}, {"steps", steps}};
   Batch batch;
   // traffic-split holds where the plan ends (as a shift's does), so deleting the

@@ -100,10 +100,14 @@ json guard_json(const Snapshot& snapshot, const GuardEvaluator* evaluator) {
 
 std::string user_key_text(const UserKey& key) {
   switch (key.kind) {
-    case UserKey::Kind::basic: return "basic";
-    case UserKey::Kind::header: return "header:" + key.name;
-    case UserKey::Kind::cookie: return "cookie:" + key.name;
-    case UserKey::Kind::jwt: return key.name == "sub" ? "jwt" : "jwt:" + key.name;
+    case UserKey::Kind::basic:
+      return "basic";
+    case UserKey::Kind::header:
+      return "header:" + key.name;
+    case UserKey::Kind::cookie:
+      return "cookie:" + key.name;
+    case UserKey::Kind::jwt:
+      return key.name == "sub" ? "jwt" : "jwt:" + key.name;
   }
   return "basic";
 }

@@ -57,7 +57,8 @@ std::string check_jwt_keys(const Config& config) {
   std::string error;
   const auto keys = file.load(error);
   if (!keys) throw ConfigError("jwt.keys_file: " + error);
-  return "  jwt keys " + file.path().string() + ": " + std::to_string(keys->keys.size()) + " key(s)\n";
+  return "  jwt keys " + file.path().string() + ": " + std::to_string(keys->keys.size()) +
+         " key(s)\n";
 }
 
 }  // namespace
@@ -87,10 +88,10 @@ int run_check_config(const std::string& config_path) {
               << "  traffic listeners: " << config.listen.size() << " ("
               << std::count_if(config.listen.begin(), config.listen.end(),
                                [](const auto& l) { return l.tls.has_value(); })
-              << " TLS), workers: " << config.workers
-              << "\n  store (" << (exists ? "current" : "seed") << ") " << store_file.string()
-              << ": " << snapshot->upstreams.size() << " upstreams, "
-              << snapshot->routes.routes().size() << " routes, split " << snapshot->split << "\n"
+              << " TLS), workers: " << config.workers << "\n  store ("
+              << (exists ? "current" : "seed") << ") " << store_file.string() << ": "
+              << snapshot->upstreams.size() << " upstreams, " << snapshot->routes.routes().size()
+              << " routes, split " << snapshot->split << "\n"
               << jwt_keys;
     return 0;
   } catch (const std::exception& e) {

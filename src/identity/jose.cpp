@@ -28,9 +28,18 @@ int base64url_value(char c) {
 
 const EVP_MD* digest_of(Alg alg) {
   switch (alg) {
-    case Alg::hs256: case Alg::rs256: case Alg::ps256: case Alg::es256: return EVP_sha256();
-    case Alg::hs384: case Alg::rs384: case Alg::es384: return EVP_sha384();
-    case Alg::hs512: case Alg::rs512: return EVP_sha512();
+    case Alg::hs256:
+    case Alg::rs256:
+    case Alg::ps256:
+    case Alg::es256:
+      return EVP_sha256();
+    case Alg::hs384:
+    case Alg::rs384:
+    case Alg::es384:
+      return EVP_sha384();
+    case Alg::hs512:
+    case Alg::rs512:
+      return EVP_sha512();
   }
   return nullptr;
 }
@@ -122,10 +131,15 @@ std::string_view alg_name(Alg alg) {
 bool key_fits(const Jwk& key, Alg alg) {
   if (!key.alg.empty() && key.alg != alg_name(alg)) return false;
   switch (alg) {
-    case Alg::hs256: case Alg::hs384: case Alg::hs512:
+    case Alg::hs256:
+    case Alg::hs384:
+    case Alg::hs512:
       return key.type == Jwk::Type::oct &&
              key.secret.size() >= static_cast<std::size_t>(EVP_MD_get_size(digest_of(alg)));
-    case Alg::rs256: case Alg::rs384: case Alg::rs512: case Alg::ps256:
+    case Alg::rs256:
+    case Alg::rs384:
+    case Alg::rs512:
+    case Alg::ps256:
       return key.type == Jwk::Type::rsa;
     case Alg::es256:
       return key.type == Jwk::Type::ec && key.curve == "P-256";
@@ -144,7 +158,8 @@ Pkey make_public_key(const Jwk& key, std::string& error) {
   if (key.type == Jwk::Type::rsa) {
     n.reset(to_bn(key.n));
     e.reset(to_bn(key.e));
-    if (!build || !n || !e || !OSSL_PARAM_BLD_push_BN(build.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) ||
+    if (!build || !n || !e ||
+        !OSSL_PARAM_BLD_push_BN(build.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) ||
         !OSSL_PARAM_BLD_push_BN(build.get(), OSSL_PKEY_PARAM_RSA_E, e.get())) {
       error = "cannot build the RSA key";
       return nullptr;
@@ -153,8 +168,8 @@ Pkey make_public_key(const Jwk& key, std::string& error) {
     kind = "EC";
     point = '\x04' + key.x + key.y;  // uncompressed point (SEC 1 §2.3.3)
     if (!build ||
-        !OSSL_PARAM_BLD_push_utf8_string(build.get(), OSSL_PKEY_PARAM_GROUP_NAME,
-                                         key.curve.c_str(), 0) ||
+        !OSSL_PARAM_BLD_push_utf8_string(build.get(), OSSL_PKEY_PARAM_GROUP_NAME, key.curve.c_str(),
+                                         0) ||
         !OSSL_PARAM_BLD_push_octet_string(build.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
                                           point.size())) {
       error = "cannot build the EC key";
@@ -199,18 +214,16 @@ bool verify_with_openssl(Alg alg, const Jwk& key, EVP_PKEY* pkey, std::string_vi
   Owned<EVP_MD_CTX> ctx(EVP_MD_CTX_new());
   EVP_PKEY_CTX* pctx = nullptr;  // owned by ctx
   if (!ctx || EVP_DigestVerifyInit(ctx.get(), &pctx, md, nullptr, pkey) <= 0) return false;
-  if (alg == Alg::ps256 &&
-      (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) <= 0 ||
-       EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) <= 0 ||
-       EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) <= 0))
+  if (alg == Alg::ps256 && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) <= 0 ||
+                            EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) <= 0 ||
+                            EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) <= 0))
     return false;
   if (alg != Alg::ps256 && key.type == Jwk::Type::rsa &&
       EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) <= 0)
     return false;
-  return EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
-                          signature.size(),
-                          reinterpret_cast<const unsigned char*>(signed_part.data()),
-                          signed_part.size()) == 1;
+  return EVP_DigestVerify(
+             ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
+             reinterpret_cast<const unsigned char*>(signed_part.data()), signed_part.size()) == 1;
 }
 
 }  // namespace

@@ -44,7 +44,8 @@ bool parse_key(const json& key, const std::string& where, Jwk& out, std::string&
       !string_member("alg", out.alg) || !string_member("use", use))
     return false;
   if (!use.empty() && use != "sig")
-    return error = where + ": \"use\" is \"" + use + "\"; only signing keys (\"sig\") verify tokens",
+    return error =
+               where + ": \"use\" is \"" + use + "\"; only signing keys (\"sig\") verify tokens",
            false;
   for (const char* secret : {"d", "p", "q", "dp", "dq", "qi"})
     if (kty != "oct" && key.contains(secret))
@@ -77,7 +78,8 @@ bool parse_key(const json& key, const std::string& where, Jwk& out, std::string&
     if (!error.empty()) return false;
     const std::size_t size = out.curve == "P-256" ? 32 : 48;
     if (out.x.size() != size || out.y.size() != size)
-      return error = where + ": x and y must be " + std::to_string(size) + " bytes for " + out.curve,
+      return error =
+                 where + ": x and y must be " + std::to_string(size) + " bytes for " + out.curve,
              false;
   } else {
     return error = where + ": \"kty\" must be oct, RSA or EC", false;

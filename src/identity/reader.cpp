@@ -2,9 +2,8 @@
 // on the worker's thread. The order matters: the header is read only to pick
 // a key, the signature is checked, and only then is any claim believed.
 
-#include <nlohmann/json.hpp>
-
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 #include "figshift/identity.hpp"
 #include "identity/jose.hpp"
@@ -104,8 +103,7 @@ std::optional<std::string_view> UserKeyReader::bearer_claim(std::string_view aut
 }
 
 std::optional<std::string_view> UserKeyReader::verify(std::string_view token,
-                                                      std::string_view claim,
-                                                      std::int64_t now_ms) {
+                                                      std::string_view claim, std::int64_t now_ms) {
   if (!keys_ || keys_->set->keys.empty()) return reject(TokenRejection::no_keys);
   const std::size_t dot1 = token.find('.');
   const std::size_t dot2 = dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
@@ -141,7 +139,8 @@ std::optional<std::string_view> UserKeyReader::verify(std::string_view token,
     candidate = true;
     if (!jose::key_fits(keys[i], *alg)) continue;
     fitting = true;
-    verified = jose::verify_signature(*alg, keys[i], keys_->pkeys[i].get(), signed_part, *signature);
+    verified =
+        jose::verify_signature(*alg, keys[i], keys_->pkeys[i].get(), signed_part, *signature);
   }
   if (!candidate || (!fitting && !kid)) return reject(TokenRejection::unknown_key);
   if (!fitting) return reject(TokenRejection::key_mismatch);

@@ -170,7 +170,8 @@ void Worker::publish(std::shared_ptr<const Snapshot> snapshot) {
 }
 
 void Worker::publish_keys(std::shared_ptr<const JwtKeySet> keys) {
-  asio::post(ioc_, [this, keys = std::move(keys)]() mutable { user_keys_.set_keys(std::move(keys)); });
+  asio::post(ioc_,
+             [this, keys = std::move(keys)]() mutable { user_keys_.set_keys(std::move(keys)); });
 }
 
 void Worker::drain() {

@@ -43,7 +43,8 @@ Decision decide(const RequestHead& head, const Snapshot& snapshot, std::int64_t 
   if (const std::optional<std::string_view> user =
           user_key_value(head, snapshot.user_key, scratch)) {
     const std::int32_t h = java_hash_code(utf8_to_utf16(*user), snapshot.salt_seed);
-    decision.bucket = snapshot.buckets == 100 ? bucket_of_hash(h) : bucket_of_hash(h, snapshot.buckets);
+    decision.bucket =
+        snapshot.buckets == 100 ? bucket_of_hash(h) : bucket_of_hash(h, snapshot.buckets);
     decision.user_hash = user_count_hash(*user, snapshot.salt_seed);
     const auto pin = snapshot.pins.empty() ? snapshot.pins.end() : snapshot.pins.find(*user);
     if (pin != snapshot.pins.end()) {

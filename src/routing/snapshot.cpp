@@ -10,7 +10,8 @@ int Snapshot::split_hundredths_at(std::int64_t now_ms) const {
   // built by hand with only `split` set reads the same everywhere).
   if (buckets == 100) return split_at(now_ms) * 100;
   if (plan) return plan_progress(*plan, now_ms).split * 100;
-  if (ramp && ramp_progress(*ramp, now_ms).active) return figshift::split_at(split, ramp, now_ms) * 100;
+  if (ramp && ramp_progress(*ramp, now_ms).active)
+    return figshift::split_at(split, ramp, now_ms) * 100;
   return split_hundredths;
 }
 

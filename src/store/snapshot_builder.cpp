@@ -1,5 +1,7 @@
 // Validation of a whole store content into a Snapshot: every rule of
 // DESIGN.md §2 is checked here, once per change, never per request.
+#include "figshift/store/snapshot_builder.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <nlohmann/json.hpp>
@@ -8,7 +10,6 @@
 
 #include "figshift/routing.hpp"
 #include "figshift/store/kv_map.hpp"
-#include "figshift/store/snapshot_builder.hpp"
 #include "figshift/store/upstream_url.hpp"
 #include "store/rollout_keys.hpp"
 #include "store/user_keys.hpp"
@@ -214,13 +215,15 @@ std::shared_ptr<const Snapshot> build_snapshot(const KvMap& kv, std::uint64_t ve
       else
         bad(key, "must be \"proxy\" or \"redirect\", got \"" + value + "\"");
     } else {
-      bad(key, "unknown key (expected APIGW_<NAME>_URL, traffic-split, traffic-ramp, "
-               "traffic-plan, guard, guard-tripped, route:<prefix>, legacy-upstream, hash-salt, "
-               "mode, user-key, pin:<user> or buckets)");
+      bad(key,
+          "unknown key (expected APIGW_<NAME>_URL, traffic-split, traffic-ramp, "
+          "traffic-plan, guard, guard-tripped, route:<prefix>, legacy-upstream, hash-salt, "
+          "mode, user-key, pin:<user> or buckets)");
     }
   }
   if (split_text) {
-    s->split_hundredths = store_keys::parse_split_hundredths("traffic-split", *split_text, s->buckets);
+    s->split_hundredths =
+        store_keys::parse_split_hundredths("traffic-split", *split_text, s->buckets);
     s->split = s->split_hundredths / 100;
   }
   // Two schedules for one split would disagree; a new one replaces the old.

@@ -46,8 +46,9 @@ UserKey parse_user_key(const std::string& key, const std::string& value) {
     for (std::string_view reserved :
          {"host", "content-length", "transfer-encoding", "connection", "cookie", "authorization"})
       if (iequals_ascii(name, reserved))
-        bad(key, "header:" + name + " cannot be the user key (use basic, jwt or cookie:<name> "
-                                    "for credentials and cookies)");
+        bad(key, "header:" + name +
+                     " cannot be the user key (use basic, jwt or cookie:<name> "
+                     "for credentials and cookies)");
     return {UserKey::Kind::header, name};
   }
   return {kind == "cookie" ? UserKey::Kind::cookie : UserKey::Kind::jwt, name};
@@ -63,26 +64,24 @@ Group parse_pin(const std::string& key, const std::string& value) {
 int parse_buckets(const std::string& key, const std::string& value) {
   if (value == "100") return 100;
   if (value == "10000") return 10000;
-  bad(key, "must be 100 (the sample's rule) or 10000 (splits to 0.01 point), got \"" + value +
-               "\"");
+  bad(key,
+      "must be 100 (the sample's rule) or 10000 (splits to 0.01 point), got \"" + value + "\"");
 }
 
 int parse_split_hundredths(const std::string& key, const std::string& text, int buckets) {
-  const std::string integer_only =
-      "must be an integer from 0 to 100, got \"" + text + "\"";
+  const std::string integer_only = "must be an integer from 0 to 100, got \"" + text + "\"";
   const std::string_view whole_part = std::string_view(text).substr(0, text.find('.'));
   int whole = -1;
   auto [end, ec] = std::from_chars(whole_part.data(), whole_part.data() + whole_part.size(), whole);
   // "-0" would read as 0 (and "-0.5" as 0.5): a split starts with a digit.
   const bool digit_first = !text.empty() && text[0] >= '0' && text[0] <= '9';
-  if (whole_part.empty() || (buckets != 100 && !digit_first) || ec != std::errc() || end != whole_part.data() + whole_part.size() ||
-      whole < 0 || whole > 100)
-    bad(key, buckets == 100 ? integer_only
-                            : "must be a number from 0 to 100 with up to two decimals, got \"" +
-                                  text + "\"");
+  if (whole_part.empty() || (buckets != 100 && !digit_first) || ec != std::errc() ||
+      end != whole_part.data() + whole_part.size() || whole < 0 || whole > 100)
+    bad(key, buckets == 100
+                 ? integer_only
+                 : "must be a number from 0 to 100 with up to two decimals, got \"" + text + "\"");
   if (whole_part.size() == text.size()) return whole * 100;
-  if (buckets == 100)
-    bad(key, integer_only + " (decimals need buckets = 10000)");
+  if (buckets == 100) bad(key, integer_only + " (decimals need buckets = 10000)");
   const std::string_view decimals = std::string_view(text).substr(whole_part.size() + 1);
   if (decimals.empty() || decimals.size() > 2)
     bad(key, "takes one or two decimals (\"0.25\"), got \"" + text + "\"");

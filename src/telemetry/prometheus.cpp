@@ -1,3 +1,5 @@
+#include "figshift/telemetry/prometheus.hpp"
+
 #include <fmt/format.h>
 
 #include <cmath>
@@ -6,7 +8,6 @@
 #include <string>
 
 #include "figshift/routing.hpp"
-#include "figshift/telemetry/prometheus.hpp"
 #include "figshift/telemetry/stats.hpp"
 
 namespace figshift {
@@ -168,7 +169,7 @@ std::string render_prometheus(const TrafficStats& stats, const Snapshot& snapsho
   e.single("figshift_traffic_split_percent", "gauge",
            "Effective split now: users in buckets below it go to the new APIs.", split);
   e.single("figshift_traffic_split_target_percent", "gauge",
-           "The stored traffic-split, where a ramp ends.", 
+           "The stored traffic-split, where a ramp ends.",
            snapshot.buckets == 100 ? snapshot.split : snapshot.split_hundredths / 100.0);
   e.single("figshift_ramp_active", "gauge", "1 while a traffic ramp is in progress.",
            ramp.active ? 1 : 0);

@@ -1,7 +1,7 @@
+#include "figshift/telemetry/stats.hpp"
+
 #include <algorithm>
 #include <iterator>
-
-#include "figshift/telemetry/stats.hpp"
 
 namespace figshift {
 
@@ -34,9 +34,9 @@ void UpstreamStats::merge(const UpstreamStats& other) {
 
 std::string_view token_rejection_name(TokenRejection reason) {
   static constexpr std::string_view names[] = {
-      "malformed",     "oversized",     "alg_none",     "alg_unsupported", "unknown_key",
-      "key_mismatch",  "bad_signature", "expired",      "not_yet_valid",   "wrong_issuer",
-      "wrong_audience", "no_claim",     "no_keys"};
+      "malformed",      "oversized",     "alg_none", "alg_unsupported", "unknown_key",
+      "key_mismatch",   "bad_signature", "expired",  "not_yet_valid",   "wrong_issuer",
+      "wrong_audience", "no_claim",      "no_keys"};
   static_assert(std::size(names) == static_cast<std::size_t>(TokenRejection::count));
   return names[static_cast<std::size_t>(reason)];
 }

@@ -14,9 +14,9 @@
 #include <cstdint>
 #include <string>
 
+#include "../unit/identity/jwt_test_support.hpp"  // b64url
 #include "figshift/identity.hpp"
 #include "fuzz_support.hpp"
-#include "../unit/identity/jwt_test_support.hpp"  // b64url
 
 namespace {
 
@@ -48,12 +48,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static const bool keyed = [] {
     std::string error;
     // A fixed P-256 public key (RFC 7515 appendix A.3) beside the HMAC secret.
-    reader.set_keys(figshift::parse_jwks(
-        R"({"keys":[{"kty":"oct","kid":"h1","k":")" + b64url(secret) +
-            R"("},{"kty":"EC","kid":"e1","crv":"P-256",)"
-            R"("x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",)"
-            R"("y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]})",
-        error));
+    reader.set_keys(
+        figshift::parse_jwks(R"({"keys":[{"kty":"oct","kid":"h1","k":")" + b64url(secret) +
+                                 R"("},{"kty":"EC","kid":"e1","crv":"P-256",)"
+                                 R"("x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",)"
+                                 R"("y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]})",
+                             error));
     return error.empty();
   }();
   FUZZ_CHECK(keyed);

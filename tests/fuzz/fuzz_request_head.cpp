@@ -158,10 +158,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }();
   FUZZ_CHECK(keyed);
   constexpr std::int64_t now_ms = 1'700'000'000'000;
-  const figshift::Decision decision = figshift::decide(
-      figshift::RequestHead{request.target(), request[http::field::authorization],
-                            reader.user_field(request, snap, now_ms)},
-      snap, now_ms);
+  const figshift::Decision decision =
+      figshift::decide(figshift::RequestHead{request.target(), request[http::field::authorization],
+                                             reader.user_field(request, snap, now_ms)},
+                       snap, now_ms);
   FUZZ_CHECK(decision.upstream != nullptr);
   FUZZ_CHECK(decision.upstream >= snap.upstreams.data() &&
              decision.upstream < snap.upstreams.data() + snap.upstreams.size());

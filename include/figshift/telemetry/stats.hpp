@@ -63,8 +63,8 @@ std::string_view token_rejection_name(TokenRejection reason);
 
 struct TokenStats {
   std::array<std::uint64_t, static_cast<std::size_t>(TokenRejection::count)> rejected{};
-  std::uint64_t verified = 0;     // signature and claims checked
-  std::uint64_t cache_hits = 0;   // found verified in the worker's cache
+  std::uint64_t verified = 0;              // signature and claims checked
+  std::uint64_t cache_hits = 0;            // found verified in the worker's cache
   std::uint64_t keys_reloads = 0;          // process-wide, set by the keys watcher's owner
   std::uint64_t keys_reload_failures = 0;  // likewise: a bad keys file kept the old keys
 

@@ -38,8 +38,12 @@ struct PkeyFree {
 };
 using Key = std::unique_ptr<EVP_PKEY, PkeyFree>;
 
-inline Key rsa_key() { return Key(EVP_RSA_gen(2048)); }
-inline Key ec_key(const char* curve) { return Key(EVP_EC_gen(curve)); }
+inline Key rsa_key() {
+  return Key(EVP_RSA_gen(2048));
+}
+inline Key ec_key(const char* curve) {
+  return Key(EVP_EC_gen(curve));
+}
 
 inline std::string bn_param(EVP_PKEY* key, const char* name) {
   BIGNUM* bn = nullptr;

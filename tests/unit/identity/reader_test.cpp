@@ -37,10 +37,10 @@ class JwtReader : public ::testing::Test {
   }
   void SetUp() override {
     std::string error;
-    keys_ = parse_jwks(R"({"keys":[)" + oct_jwk(secret, "h1") + "," + rsa_jwk(rsa_, "r1") + "," +
-                           ec_jwk(ec256_, "e1", "P-256") + "," + ec_jwk(ec384_, "e2", "P-384") +
-                           "]}",
-                       error);
+    keys_ =
+        parse_jwks(R"({"keys":[)" + oct_jwk(secret, "h1") + "," + rsa_jwk(rsa_, "r1") + "," +
+                       ec_jwk(ec256_, "e1", "P-256") + "," + ec_jwk(ec384_, "e2", "P-384") + "]}",
+                   error);
     ASSERT_TRUE(keys_) << error;
     reader_.set_keys(keys_);
   }
@@ -144,7 +144,7 @@ TEST_F(JwtReader, EachInvalidTokenIsRefusedAndCountedByReason) {
       {"abc", TokenRejection::malformed},
       {"a.b.c.d", TokenRejection::malformed},
       {good + "=", TokenRejection::malformed},
-      {"e30.e30.", TokenRejection::malformed},  // {} header: no alg
+      {"e30.e30.", TokenRejection::malformed},            // {} header: no alg
       {hs(R"({"sub":"a"})"), TokenRejection::malformed},  // no exp
       {hs(R"([1,2])"), TokenRejection::malformed},
       {token(R"({"alg":"HS256","kid":"h1","crit":["x"]})", claims("a"),
@@ -235,9 +235,9 @@ TEST(Jwks, RefusesWhatCannotVerifySafely) {
                     R"(","y":")" + b64url(std::string(32, '\2')) + "\"}]}")
                 .find("EC"),  // a point off the curve: OpenSSL refuses it
             std::string::npos);
-  EXPECT_NE(refused(R"({"keys":[{"kty":"oct","use":"enc","k":")" + b64url(secret) + "\"}]}")
-                .find("use"),
-            std::string::npos);
+  EXPECT_NE(
+      refused(R"({"keys":[{"kty":"oct","use":"enc","k":")" + b64url(secret) + "\"}]}").find("use"),
+      std::string::npos);
   EXPECT_NE(refused(R"({"keys":[{"kty":"oct","alg":"RS256","k":")" + b64url(secret) + "\"}]}")
                 .find("alg"),
             std::string::npos);

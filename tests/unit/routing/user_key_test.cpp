@@ -49,7 +49,7 @@ TEST(UserKey, CookieValueFindsTheNamedCookieAmongOthers) {
   EXPECT_EQ(cookie_value("sid=abc", "sid"), "abc");
   EXPECT_EQ(cookie_value("  sid = \"q v\" ;x=1", "sid"), "q v");
   EXPECT_EQ(cookie_value("xsid=1; sidx=2", "sid"), std::nullopt);
-  EXPECT_EQ(cookie_value("SID=1", "sid"), std::nullopt);  // names are case-sensitive
+  EXPECT_EQ(cookie_value("SID=1", "sid"), std::nullopt);         // names are case-sensitive
   EXPECT_EQ(cookie_value("sid=1; sid=2", "sid"), std::nullopt);  // two: the client could choose
   EXPECT_EQ(cookie_value("junk; sid=7", "sid"), "7");
   EXPECT_EQ(cookie_value("", "sid"), std::nullopt);
@@ -61,7 +61,8 @@ TEST(UserKey, EachModeHashesItsValueWithTheSamplesRule) {
   for (const auto& [mode, make_field] :
        std::vector<std::pair<std::string, std::function<std::string(const std::string&)>>>{
            {"header:X-User-Id", [](const std::string& u) { return " " + u + "\t"; }},
-           {"cookie:sid", [](const std::string& u) { return "theme=dark; sid=" + u + "; lang=en"; }},
+           {"cookie:sid",
+            [](const std::string& u) { return "theme=dark; sid=" + u + "; lang=en"; }},
            {"jwt", [](const std::string& u) { return u; }},
            {"jwt:uid", [](const std::string& u) { return u; }}}) {
     const auto s = build_snapshot(store({{"user-key", mode}, {"traffic-split", "37"}}));
@@ -79,10 +80,12 @@ TEST(UserKey, EachModeHashesItsValueWithTheSamplesRule) {
 }
 
 TEST(UserKey, NoValueIsAnonymous) {
-  const auto header = build_snapshot(store({{"user-key", "header:X-User"}, {"traffic-split", "100"}}));
+  const auto header =
+      build_snapshot(store({{"user-key", "header:X-User"}, {"traffic-split", "100"}}));
   EXPECT_EQ(run(*header, std::nullopt).bucket, -1);
   EXPECT_EQ(run(*header, "  ").bucket, -1);
-  EXPECT_EQ(run(*header, std::nullopt, basic_header("hello")).group, Group::legacy);  // basic unused
+  EXPECT_EQ(run(*header, std::nullopt, basic_header("hello")).group,
+            Group::legacy);  // basic unused
   const auto cookie = build_snapshot(store({{"user-key", "cookie:sid"}, {"traffic-split", "100"}}));
   EXPECT_EQ(run(*cookie, "other=1").bucket, -1);
   EXPECT_EQ(run(*cookie, "sid=").group, Group::legacy);
@@ -183,7 +186,8 @@ TEST(UserKey, RaisingATenThousandSplitOnlyMovesUsersToNew) {
     for (std::size_t i = 0; i < users.size(); ++i) {
       const Group g = run(*s, users[i]).group;
       if (split != "0") {
-        ASSERT_FALSE(before[i] == Group::migrated && g == Group::legacy) << users[i] << " " << split;
+        ASSERT_FALSE(before[i] == Group::migrated && g == Group::legacy)
+            << users[i] << " " << split;
       }
       before[i] = g;
     }

@@ -40,9 +40,9 @@ TEST(UserKeysStore, UserKeyModes) {
 }
 
 TEST(UserKeysStore, BadUserKeysAreRefusedNamingTheKey) {
-  for (const std::string bad : {"", "Basic", "header", "header:", "header:X User", "cookie:a;b",
-                                "jwt:", "token:sub", "header:Host", "header:authorization",
-                                "header:Cookie", "header:Content-Length"}) {
+  for (const std::string bad :
+       {"", "Basic", "header", "header:", "header:X User", "cookie:a;b", "jwt:", "token:sub",
+        "header:Host", "header:authorization", "header:Cookie", "header:Content-Length"}) {
     const std::string why = refusal(base({{"user-key", bad}}));
     EXPECT_TRUE(why.starts_with("user-key: ")) << bad << " -> " << why;
   }
@@ -84,9 +84,9 @@ TEST(UserKeysStore, TenThousandBucketsTakeTwoDecimals) {
 }
 
 TEST(UserKeysStore, ATrippedGuardRefusesAFractionalSplitToo) {
-  EXPECT_TRUE(refusal(base({{"buckets", "10000"}, {"traffic-split", "0.25"},
-                            {"guard-tripped", "{}"}}))
-                  .starts_with("guard-tripped: "));
+  EXPECT_TRUE(
+      refusal(base({{"buckets", "10000"}, {"traffic-split", "0.25"}, {"guard-tripped", "{}"}}))
+          .starts_with("guard-tripped: "));
 }
 
 }  // namespace

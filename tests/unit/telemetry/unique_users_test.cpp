@@ -1,13 +1,14 @@
 // The HyperLogLog's error bound (#17): estimates of 1 000 and 100 000 distinct
 // users within 3 standard errors (3 x 0.81 %), over several independent salts.
 
+#include "figshift/telemetry/unique_users.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <string>
 
 #include "figshift/routing.hpp"
-#include "figshift/telemetry/unique_users.hpp"
 
 namespace figshift {
 namespace {
