@@ -63,6 +63,13 @@ Worker::Worker(unsigned index, const Config& config, asio::ssl::context& tls_con
       user_keys_(jwt_policy(config), stats_.tokens),
       access_log_timer_(ioc_) {
   if (access_log) access_log_.emplace(*access_log);
+  index_user_windows();
+}
+
+void Worker::index_user_windows() {
+  user_windows_.clear();
+  for (const auto& upstream : snapshot_->upstreams)
+    user_windows_.push_back(&stats_.unique_users[upstream.name]);
 }
 
 void Worker::listen(const std::vector<Listener>& listeners) {
@@ -166,6 +173,7 @@ void Worker::schedule_access_log_flush() {
 void Worker::publish(std::shared_ptr<const Snapshot> snapshot) {
   asio::post(ioc_, [this, snapshot = std::move(snapshot)]() mutable {
     snapshot_ = worker_local(std::move(snapshot));
+    index_user_windows();
   });
 }
 
