@@ -177,8 +177,10 @@ class UserKeysTest(h.UpstreamsMixin, h.FigTestCase):
         token = self.keys.token(claims("tester"), "RS256", "r1")
         self.assertRoutedTo(d.get("/orders/1", headers={"Authorization": "Bearer " + token}), "B1")
 
-    def test_pins_are_validated(self):
-        d = self.start(0, "header:X-User")
+    def test_pins_are_validated_and_exported(self):
+        d = self.start(0, "header:X-User", **{"pin:tester": "new"})
+        kv = json.loads(d.admin_request("GET", "/admin/kv").body)["data"]
+        self.assertIn({"key": "pin:tester", "value": "new"}, kv)
         text = h.kvs_json(self.migration_store(0, **{"hash-salt": SALT, "pin:x": "maybe"}))
         mark = len(d.log_lines())
         d.write_store_text(text)
