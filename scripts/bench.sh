@@ -10,8 +10,11 @@
 #   --targets LIST   comma-separated subset of upstream,figshift,figshift-log,nginx,haproxy
 #                    (default: all, in that order)
 #   --extras LIST    comma-separated subset of idle,workers,writes,syscalls,tls,streaming,
-#                    or none (default: all). streaming: 8 downloads + 4 uploads of
-#                    256 MiB at once through each proxy (scripts/bench/streaming.py)
+#                    userkey, or none (default: all). streaming: 8 downloads + 4 uploads of
+#                    256 MiB at once through each proxy (scripts/bench/streaming.py);
+#                    userkey = scripts/bench/user_key_cost.sh (#17: CPU per request with
+#                    user-key jwt, RS256 cached and uncached, beside basic; with valgrind
+#                    also callgrind counts)
 #   --duration S     seconds per timed run (default 10; BENCH_DURATION)
 #   --rounds N       rounds, the order of targets alternating (default 3; BENCH_ROUNDS)
 #   --no-docs        do not write docs/benchmarks.md (a full run writes it by default)
@@ -35,7 +38,7 @@ command_line="scripts/bench.sh${*:+ $*}"
 quick=0
 docs=auto
 targets="upstream,figshift,figshift-log,nginx,haproxy"
-extras="idle,workers,writes,syscalls,tls,streaming"
+extras="idle,workers,writes,syscalls,tls,streaming,userkey"
 duration="${BENCH_DURATION:-}"
 rounds="${BENCH_ROUNDS:-}"
 keep=()

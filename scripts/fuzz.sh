@@ -2,7 +2,7 @@
 # Runs libFuzzer targets (tests/fuzz) built with clang-14 in build-fuzz/.
 #
 # Usage: scripts/fuzz.sh <target|all> <seconds> [extra libFuzzer flags]
-#   targets: fuzz_basic_auth fuzz_store fuzz_route_table fuzz_request_head fuzz_chunked_reframe
+#   targets: fuzz_basic_auth fuzz_store fuzz_route_table fuzz_request_head fuzz_chunked_reframe fuzz_jwt
 #   Each target starts from its committed seed corpus (tests/fuzz/corpus/<target>)
 #   copied to a scratch folder, so the committed corpus does not grow, plus its
 #   committed crash inputs (tests/fuzz/crashes/<target>), and runs <seconds>.
@@ -15,7 +15,7 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
-all_targets=(fuzz_basic_auth fuzz_store fuzz_route_table fuzz_request_head fuzz_chunked_reframe)
+all_targets=(fuzz_basic_auth fuzz_store fuzz_route_table fuzz_request_head fuzz_chunked_reframe fuzz_jwt)
 
 usage() {
   sed -n '2,13p' "$0" >&2

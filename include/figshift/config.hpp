@@ -136,6 +136,17 @@ struct Config {
     ms flush_interval{250};         // longest a line waits in a worker's buffer
   } access_log;
 
+  // Bearer tokens for user-key jwt (#17). Without this section every token is
+  // anonymous (counted as no_keys).
+  struct Jwt {
+    std::filesystem::path keys_file;  // JWKS; reloaded on change and on SIGHUP
+    std::string issuer;               // empty: any iss
+    std::string audience;             // empty: any aud
+    std::int64_t leeway_s = 30;       // clock skew allowed on exp and nbf
+    bool cache = true;                // verified tokens kept per worker; false only to measure
+  };
+  std::optional<Jwt> jwt;
+
   std::string debug_header = "x-figshift-upstream";  // empty: off
   std::string log_level = "info";
 };

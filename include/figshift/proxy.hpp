@@ -16,6 +16,8 @@
 
 namespace figshift {
 
+struct JwtKeySet;  // figshift/identity.hpp
+
 // Loads every TLS certificate, key and CA file the config names, as the Server
 // will; throws ConfigError naming the field. For check-config and start-up.
 void check_tls_files(const Config& config);
@@ -34,6 +36,8 @@ class Server {
 
   // Hands a new snapshot to every worker; requests already running keep theirs.
   void publish(std::shared_ptr<const Snapshot> snapshot);
+  // Hands new JWT verification keys (#17) to every worker; each forgets its cached tokens.
+  void publish_keys(std::shared_ptr<const JwtKeySet> keys);
 
   // Every worker's counters, each copied on its own thread, merged. Blocks the
   // caller up to `timeout`; a worker that does not answer in time is left out.

@@ -6,6 +6,8 @@
 // must outlive it.
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -104,6 +106,18 @@ struct Guard {
 
 enum class Mode { proxy, redirect };
 
+enum class Group { legacy, migrated };
+
+// Who is the user (`user-key`, #17): which part of a request names the user
+// whose key value is hashed into a bucket. `name` is the header name, the
+// cookie name or the JWT claim ("sub" for plain `jwt`); empty for basic.
+struct UserKey {
+  enum class Kind { basic, header, cookie, jwt };
+  Kind kind = Kind::basic;
+  std::string name;
+  bool operator==(const UserKey&) const = default;
+};
+
 // Immutable routing configuration, validated and built by the store.
 struct Snapshot {
   std::vector<Upstream> upstreams;  // sorted by name
@@ -114,6 +128,13 @@ struct Snapshot {
   std::optional<TrafficPlan> plan;   // traffic-plan; never together with a ramp
   std::optional<Guard> guard;        // guard
   std::optional<std::string> guard_tripped;  // guard-tripped, as stored (JSON)
+  UserKey user_key;                          // user-key (#17); basic by default
+  // pin:<user> (#17): key values that go to one group whatever the split.
+  std::map<std::string, Group, std::less<>> pins;
+  int buckets = 100;  // buckets (#17): 100 (the sample's) or 10000
+  // traffic-split in hundredths of a point (#17): 25 for "0.25", 5000 for "50";
+  // `split` is its whole part, for everything that shows a percentage.
+  int split_hundredths = 0;
   std::string salt;              // hash-salt (UTF-8)
   std::int32_t salt_seed = 0;    // java_hash_code(utf16(salt)), so requests hash only the user
   Mode mode = Mode::proxy;
@@ -123,8 +144,20 @@ struct Snapshot {
   int split_at(std::int64_t now_ms) const {
     return plan ? plan_progress(*plan, now_ms).split : figshift::split_at(split, ramp, now_ms);
   }
+  // The split now in hundredths of a point (#17): split_at(now_ms) * 100 with
+  // 100 buckets; with 10000 a ramp or a plan moves in whole points, and once a
+  // ramp is over the stored (possibly finer) split holds.
+  int split_hundredths_at(std::int64_t now_ms) const;
+  // The bucket threshold now: users in buckets below it are migrated. In
+  // 100-bucket mode exactly split_at(now_ms), the sample's rule.
+  int threshold_at(std::int64_t now_ms) const {
+    return buckets == 100 ? split_at(now_ms) : split_hundredths_at(now_ms);
+  }
   const Upstream* find(std::string_view name) const;
 };
+
+// ASCII case-insensitive equality (HTTP auth schemes, header and cookie names).
+bool iequals_ascii(std::string_view a, std::string_view b);
 
 // RFC 7617 Basic credentials -> the raw (undecoded UTF-8) username bytes, or
 // nullopt for anonymous: no header, another scheme, bad base64, no ':'.
@@ -154,20 +187,43 @@ std::int32_t java_hash_code(std::u16string_view units, std::int32_t seed = 0);
 
 // (h + 2^31) mod 100, in 64-bit.
 int bucket_of_hash(std::int32_t h);
+// (h + 2^31) mod `buckets` (100 or 10000, #17), in 64-bit.
+int bucket_of_hash(std::int32_t h, int buckets);
 
 // Bucket of a username given as UTF-8 bytes, with the salt prepended.
 int bucket_of(std::string_view username_utf8, std::string_view salt_utf8 = {});
 
-enum class Group { legacy, migrated };
-
 struct RequestHead {
   std::string_view target;         // request-target as received (origin or absolute form)
   std::string_view authorization;  // empty when absent
+  // For a user-key other than basic (#17), what the caller read for it:
+  // header:<Name> the header's value, cookie:<name> the Cookie header, jwt the
+  // claim of a token whose signature and claims the caller verified
+  // (figshift/identity.hpp). nullopt when absent, repeated or not verified.
+  std::optional<std::string_view> user_field;
 };
+
+// The user-key value of a request (#17), or nullopt for anonymous. Basic:
+// the username of basic_auth_username; header: the field without surrounding
+// whitespace; cookie: cookie_value of the field; jwt: the field as given.
+// An empty value is anonymous. `scratch` holds the bytes when they are decoded.
+std::optional<std::string_view> user_key_value(const RequestHead& head, const UserKey& key,
+                                               std::string& scratch);
+
+// The value of cookie `name` in a Cookie header (RFC 6265 §4.2.1:
+// "a=1; b=2"), quotes around it removed; nullopt when absent or given twice
+// (two values would let the client choose). Pairs without '=' are skipped.
+std::optional<std::string_view> cookie_value(std::string_view cookie_header, std::string_view name);
+
+// A 64-bit hash of a user-key value for counting unique users (#17): never
+// stored with the value; salted with the snapshot's salt seed. Never 0.
+std::uint64_t user_count_hash(std::string_view value, std::int32_t salt_seed);
 
 struct Decision {
   Group group = Group::legacy;
   int bucket = -1;                     // -1: anonymous
+  bool pinned = false;                 // a pin:<user> chose the group (#17)
+  std::uint64_t user_hash = 0;         // user_count_hash of the user; 0: anonymous
   const Upstream* upstream = nullptr;  // points into the Snapshot
   std::string target;                  // base path + (rewritten) path + "?" query
 };

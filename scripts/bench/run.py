@@ -55,7 +55,7 @@ PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 ALL_TARGETS = ["upstream", "figshift", "figshift-log", "nginx", "haproxy"]
 PROXIES = ["figshift", "figshift-log", "nginx", "haproxy"]
-EXTRAS = ["idle", "workers", "writes", "syscalls", "tls"]
+EXTRAS = ["idle", "workers", "writes", "syscalls", "tls", "userkey"]
 TLS_PROXIES = ["figshift", "nginx", "haproxy"]
 UPSTREAMS = ["A", "B1", "B2"]
 SPLIT = 50
@@ -593,6 +593,19 @@ class Bench:
             self.stop(svc)
         r.update({"proxy": target, "close": close, "round": round_no})
         return r
+    def user_key_cost(self, callgrind: bool) -> dict:
+        """scripts/bench/user_key_cost.sh: its own daemons (ports 18380-18385 and
+        the demo upstreams on 9001-9003), CPU 0 for them and 1 for wrk."""
+        cmd = [str(HERE / "user_key_cost.sh")] + (["--callgrind"] if callgrind else []) + [
+            self.a.figshift_bin, str(self.a.rounds), str(4 if callgrind else int(self.a.duration))]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+        for line in out.stdout.splitlines():
+            if not line.startswith("RESULT "):
+                log("  " + line)
+        result = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
+        if out.returncode != 0 or not result:
+            raise BenchError(f"user_key_cost.sh failed ({out.returncode}): {out.stderr[-2000:]}")
+        return json.loads(result[0][len("RESULT "):])
 
     def idle_rss(self, target: str) -> dict:
         svc, port = self.start_target(target)
@@ -830,6 +843,11 @@ class Bench:
                     for t in order:
                         runs.append(self.tls_run(t, close, rnd))
             self.extras["tls"] = runs
+        if "userkey" in extras:
+            log("user-key jwt (#17): basic vs jwt RS256 cached and uncached, same run")
+            self.extras["userkey"] = self.user_key_cost(callgrind=False)
+            if shutil.which("valgrind"):
+                self.extras["userkey_callgrind"] = self.user_key_cost(callgrind=True)
         if "syscalls" in extras:
             log("system calls per request (perf stat on the proxy during the same load)")
             counted = [self.syscalls_run(t) for t in targets if t in ("figshift", "nginx", "haproxy")]
@@ -1036,6 +1054,20 @@ def report(b: Bench, args) -> str:
         lines.append("")
         lines.append("Goals (issue #19): keep-alive CPU/req ≤ 0.8 × the better peer's; "
                      "handshakes/s ≥ 1.2 × the better peer's.")
+    for key, what in (("userkey", "daemon CPU µs per request (utime+stime over the run)"),
+                      ("userkey_callgrind", "worker-thread instructions per request (callgrind)")):
+        if key not in ex:
+            continue
+        r = ex[key]
+        med_of = lambda v: statistics.median(x[v] for x in r["rounds"])
+        lines += ["", f"**user-key jwt (#17)**: {what}; 1 worker pinned, 1000 users, RS256 tokens, "
+                  "`scripts/bench/user_key_cost.sh` (same run, rounds alternating):", "",
+                  "| user-key | per request (median) | ratio to basic: median [min–max] |",
+                  "|---|---:|---:|", f"| basic | {med_of('basic'):g} | 1 |"]
+        for v, label in (("basic_padded", "basic, request padded to a Bearer one's length"),
+                         ("jwt_cached", "jwt, cached"), ("jwt_uncached", "jwt, uncached")):
+            q = r[v + "_ratio"]
+            lines.append(f"| {label} | {med_of(v):g} | {q['median']:.2f} [{q['min']:.2f}–{q['max']:.2f}] |")
     if ex.get("syscalls"):
         lines += ["", "**System calls per proxied request** (`perf stat -e raw_syscalls:*` on "
                   "the proxy for a few seconds of the same load; requests counted by the "
@@ -1067,7 +1099,7 @@ def main() -> int:
     p.add_argument("--figshift-bin", required=True)
     p.add_argument("--figshift-bin-given", action="store_true")
     p.add_argument("--targets", default=",".join(ALL_TARGETS))
-    p.add_argument("--extras", default=",".join(EXTRAS), help="idle,workers,writes,syscalls,tls or none")
+    p.add_argument("--extras", default=",".join(EXTRAS), help="idle,workers,writes,syscalls,tls,userkey or none")
     p.add_argument("--duration", type=int, default=10)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--quick", action="store_true")

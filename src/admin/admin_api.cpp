@@ -69,6 +69,16 @@ ApiResponse refused_while_tripped(const std::string& guard_tripped) {
                          {"guard_tripped", json::parse(guard_tripped, nullptr, false)}});
 }
 
+// (#17) Ramps and plans move in whole points: one starting from 0.25 would
+// start at 0 and send the users of buckets 0-24 back to legacy.
+ApiResponse ramp_from_fraction_refused(const Snapshot& snapshot, std::int64_t now) {
+  const int split = snapshot.split_hundredths_at(now);
+  return error(409, "the split is " + std::to_string(split / 100) + "." +
+                        (split % 100 < 10 ? "0" : "") + std::to_string(split % 100) +
+                        " (buckets 10000): ramps and rollouts move in whole points; shift to a "
+                        "whole point without a duration first");
+}
+
 ApiResponse traffic_shift(const ApiRequest& request, AdminContext& context) {
   const std::optional<json> parsed = json_body(request);
   if (!parsed || !parsed->is_object())
@@ -91,6 +101,8 @@ ApiResponse traffic_shift(const ApiRequest& request, AdminContext& context) {
   const auto snapshot = context.store.snapshot();
   if (snapshot->guard_tripped && target > 0) return refused_while_tripped(*snapshot->guard_tripped);
   const auto now = context.now_ms();
+  if (seconds > 0 && snapshot->split_hundredths_at(now) % 100 != 0)
+    return ramp_from_fraction_refused(*snapshot, now);
   Batch batch;
   batch.puts.emplace_back("traffic-split", std::to_string(target));
   batch.deletes.push_back("traffic-plan");  // a manual shift ends a rollout
@@ -125,6 +137,8 @@ ApiResponse rollout(const ApiRequest& request, AdminContext& context) {
       steps.back()["to"].is_number_integer())
     final_to = steps.back()["to"].get<int>();
   if (snapshot->guard_tripped) return refused_while_tripped(*snapshot->guard_tripped);
+  if (snapshot->split_hundredths_at(now) % 100 != 0)
+    return ramp_from_fraction_refused(*snapshot, now);
   const json plan{{"start_ms", now}, {"from", snapshot->split_at(now)}, {"steps", steps}};
   Batch batch;
   // traffic-split holds where the plan ends (as a shift's does), so deleting the

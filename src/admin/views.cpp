@@ -3,6 +3,7 @@
 // routes, the writes) is admin_api.cpp.
 #include "admin/views.hpp"
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -97,6 +98,20 @@ json guard_json(const Snapshot& snapshot, const GuardEvaluator* evaluator) {
   return out;
 }
 
+std::string user_key_text(const UserKey& key) {
+  switch (key.kind) {
+    case UserKey::Kind::basic:
+      return "basic";
+    case UserKey::Kind::header:
+      return "header:" + key.name;
+    case UserKey::Kind::cookie:
+      return "cookie:" + key.name;
+    case UserKey::Kind::jwt:
+      return key.name == "sub" ? "jwt" : "jwt:" + key.name;
+  }
+  return "basic";
+}
+
 }  // namespace
 
 json status_json(AdminContext& context) {
@@ -121,10 +136,23 @@ json status_json(AdminContext& context) {
         {{"prefix", route.prefix},
          {"upstream", snapshot->upstreams[route.upstream].name},
          {"replacement", route.replacement ? json(*route.replacement) : json(nullptr)}});
+  const TrafficStats traffic = context.stats();
   json requests = json::object();
   for (const auto& u : snapshot->upstreams) requests[u.name] = 0;
-  for (const auto& [name, stats] : context.stats().upstreams) requests[name] = stats.requests();
+  for (const auto& [name, stats] : traffic.upstreams) requests[name] = stats.requests();
+  // Distinct users per upstream over the last 5-6 minutes (#17): estimates, never names.
+  json unique_users = json::object();
+  for (const auto& u : snapshot->upstreams) {
+    const auto it = traffic.unique_users.find(u.name);
+    unique_users[u.name] =
+        it == traffic.unique_users.end() ? 0 : std::llround(it->second.estimate(now));
+  }
   json out = {{"split", snapshot->split_at(now)},
+              {"split_exact", snapshot->split_hundredths_at(now) / 100.0},
+              {"buckets", snapshot->buckets},
+              {"user_key", user_key_text(snapshot->user_key)},
+              {"pins", snapshot->pins.size()},
+              {"unique_users", unique_users},
               {"traffic_split", snapshot->split},
               {"ramp", ramp},
               {"plan", plan_json(*snapshot, now)},

@@ -6,6 +6,7 @@
 
 #include "figshift/cli.hpp"
 #include "figshift/config.hpp"
+#include "figshift/identity.hpp"
 #include "figshift/proxy.hpp"
 #include "figshift/store/kv_map.hpp"
 #include "figshift/store/kvs_format.hpp"
@@ -49,13 +50,29 @@ int check_etcd_store(const Config& config, const std::string& config_path) {
   return 0;
 }
 
+// The JWKS of `jwt.keys_file` (#17) parses as the daemon will load it.
+std::string check_jwt_keys(const Config& config) {
+  if (!config.jwt) return {};
+  JwtKeysFile file(config.jwt->keys_file);
+  std::string error;
+  const auto keys = file.load(error);
+  if (!keys) throw ConfigError("jwt.keys_file: " + error);
+  return "  jwt keys " + file.path().string() + ": " + std::to_string(keys->keys.size()) +
+         " key(s)\n";
+}
+
 }  // namespace
 
 int run_check_config(const std::string& config_path) {
   try {
     const Config config = load_config(config_path);
     check_tls_files(config);
-    if (config.store.backend == "etcd") return check_etcd_store(config, config_path);
+    const std::string jwt_keys = check_jwt_keys(config);
+    if (config.store.backend == "etcd") {
+      const int status = check_etcd_store(config, config_path);
+      std::cout << jwt_keys;
+      return status;
+    }
     const bool exists = std::filesystem::exists(config.store.path);
     const auto& store_file = exists ? config.store.path : config.store.seed;
     if (store_file.empty()) throw InvalidStore("store.path does not exist and no seed is set");
@@ -71,10 +88,11 @@ int run_check_config(const std::string& config_path) {
               << "  traffic listeners: " << config.listen.size() << " ("
               << std::count_if(config.listen.begin(), config.listen.end(),
                                [](const auto& l) { return l.tls.has_value(); })
-              << " TLS), workers: " << config.workers
-              << "\n  store (" << (exists ? "current" : "seed") << ") " << store_file.string()
-              << ": " << snapshot->upstreams.size() << " upstreams, "
-              << snapshot->routes.routes().size() << " routes, split " << snapshot->split << "\n";
+              << " TLS), workers: " << config.workers << "\n  store ("
+              << (exists ? "current" : "seed") << ") " << store_file.string() << ": "
+              << snapshot->upstreams.size() << " upstreams, " << snapshot->routes.routes().size()
+              << " routes, split " << snapshot->split << "\n"
+              << jwt_keys;
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "figshift: invalid configuration: " << e.what() << "\n";

@@ -61,7 +61,7 @@ std::string plan_line(const json& status) {
       out << ", plan done";
     } else {
       const auto steps = plan["steps"];
-      const int to = steps.is_array() && step < steps.size() ? steps[step].value("to", 0) : 0;
+      const int to = steps.is_array() && step < static_cast<int>(steps.size()) ? steps[step].value("to", 0) : 0;
       out << ", step " << step + 1 << "/" << count << " (" << phase << " to " << to << "%)";
     }
   }

@@ -1,12 +1,12 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
-#include <atomic>
 #include <iostream>
 #include <thread>
 
@@ -14,6 +14,7 @@
 #include "figshift/cli.hpp"
 #include "figshift/config.hpp"
 #include "figshift/guard.hpp"
+#include "figshift/identity.hpp"
 #include "figshift/proxy.hpp"
 #include "figshift/store/etcd_backend.hpp"
 #include "figshift/store/file_backend.hpp"
@@ -79,6 +80,50 @@ class GuardTicker {
   GuardEvaluator& guard_;
 };
 
+// The JWKS of config `jwt.keys_file` (#17): reloaded when the file changes and
+// on SIGHUP; a file that does not parse keeps the keys in use (logged, counted).
+class JwtKeysWatcher {
+ public:
+  JwtKeysWatcher(asio::io_context& ioc, JwtKeysFile& file, Server& server, Config::ms interval)
+      : timer_(ioc), file_(file), server_(server), interval_(interval) {
+    schedule();
+  }
+  void stop() { timer_.cancel(); }
+  void reload(const char* why) {
+    std::string error;
+    auto keys = file_.load(error);
+    if (!keys) {
+      ++failures_;
+      spdlog::warn("jwt keys reload ({}) refused, keeping the keys in use: {}", why, error);
+      return;
+    }
+    ++successes_;
+    spdlog::info("jwt keys reloaded ({}): {} key(s) from {}", why, keys->keys.size(),
+                 file_.path().string());
+    server_.publish_keys(std::move(keys));
+  }
+  void add_counters(TrafficStats& stats) const {
+    stats.tokens.keys_reloads = successes_;
+    stats.tokens.keys_reload_failures = failures_;
+  }
+
+ private:
+  void schedule() {
+    timer_.expires_after(interval_);
+    timer_.async_wait([this](boost::system::error_code ec) {
+      if (ec) return;
+      if (file_.changed()) reload("file changed");
+      schedule();
+    });
+  }
+  asio::steady_timer timer_;
+  JwtKeysFile& file_;
+  Server& server_;
+  Config::ms interval_;
+  // Control thread only: the watcher, SIGHUP and collect_stats all run there.
+  std::uint64_t successes_ = 0, failures_ = 0;
+};
+
 std::int64_t unix_ms_now() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
@@ -99,11 +144,19 @@ int run_serve(const std::string& config_path) {
   std::unique_ptr<Store> store;
   std::shared_ptr<EtcdSync> etcd_sync;  // backend "etcd": keeps the store in step with etcd
   std::string admin_token;
+  std::unique_ptr<JwtKeysFile> jwt_keys_file;
+  std::shared_ptr<const JwtKeySet> jwt_keys;
   try {
     config = load_config(config_path);
     check_tls_files(config);
     setup_logging(config.log_level);  // first: loading the token may warn (a readable token file)
     admin_token = load_admin_token(config);
+    if (config.jwt) {
+      jwt_keys_file = std::make_unique<JwtKeysFile>(config.jwt->keys_file);
+      std::string error;
+      jwt_keys = jwt_keys_file->load(error);
+      if (!jwt_keys) throw ConfigError("jwt.keys_file: " + error);
+    }
     if (config.store.backend == "etcd") {
       EtcdOptions options;
       options.endpoints = config.store.endpoints;
@@ -131,11 +184,17 @@ int run_serve(const std::string& config_path) {
   std::atomic<bool> draining{false};
   std::unique_ptr<Server> server;
   std::unique_ptr<AdminServer> admin;
-  const auto collect_stats = [&server] { return server->collect_stats(std::chrono::seconds(1)); };
+  std::unique_ptr<JwtKeysWatcher> keys_watcher;
+  const auto collect_stats = [&server, &keys_watcher] {
+    TrafficStats stats = server->collect_stats(std::chrono::seconds(1));
+    if (keys_watcher) keys_watcher->add_counters(stats);
+    return stats;
+  };
   GuardEvaluator guard(*store, collect_stats, unix_ms_now);
   try {
     server = std::make_unique<Server>(config, store->snapshot());
     store->subscribe([&server](const auto& snapshot) { server->publish(snapshot); });
+    server->publish_keys(jwt_keys);  // queued before any accept: no request sees no keys
     server->start();
     admin = std::make_unique<AdminServer>(
         control, config,
@@ -149,6 +208,9 @@ int run_serve(const std::string& config_path) {
   StoreWatcher watcher(control, *store, config.store.reload_interval);
   if (etcd_sync) etcd_sync->start(control);
   GuardTicker guard_ticker(control, guard);
+  if (jwt_keys_file)
+    keys_watcher = std::make_unique<JwtKeysWatcher>(control, *jwt_keys_file, *server,
+                                                    config.store.reload_interval);
   std::thread joiner;
   bool drained = false;
 
@@ -157,6 +219,7 @@ int run_serve(const std::string& config_path) {
         if (ec) return;
         if (signal == SIGHUP) {
           reload(*store, "SIGHUP");
+          if (keys_watcher) keys_watcher->reload("SIGHUP");
           signals.async_wait(on_signal);
           return;
         }
@@ -165,6 +228,7 @@ int run_serve(const std::string& config_path) {
         draining = true;
         server->drain();
         watcher.stop();
+        if (keys_watcher) keys_watcher->stop();
         if (etcd_sync) etcd_sync->stop();
         guard_ticker.stop();
         signals.cancel();

@@ -356,6 +356,21 @@ Config parse_config(const std::string& json_text, const std::filesystem::path& f
     s.finish();
   }
 
+  if (const json* j = top.get("jwt")) {
+    Section s(*j, "jwt");
+    Config::Jwt jwt;
+    std::string keys_file;
+    if (!s.get("keys_file")) Section::fail("jwt.keys_file", "is required (a JWKS file)");
+    s.string("keys_file", keys_file, false);
+    jwt.keys_file = relative_to(dir, keys_file);
+    s.string("issuer", jwt.issuer);
+    s.string("audience", jwt.audience);
+    s.integer("leeway_s", jwt.leeway_s, 0, 3600);
+    s.boolean("cache", jwt.cache);
+    s.finish();
+    c.jwt = std::move(jwt);
+  }
+
   top.string("debug_header", c.debug_header);
   for (char ch : c.debug_header)  // RFC 9110 token characters only: no spaces, no CR/LF
     if (!std::isalnum(static_cast<unsigned char>(ch)) &&

@@ -103,7 +103,7 @@ void GuardEvaluator::evaluate() {
 
   // With the split at 0 no request reaches a new upstream: a later rollout is
   // judged on its own traffic, not on what the one before it left in the window.
-  if (snapshot->split_at(now) == 0) {
+  if (snapshot->split_hundredths_at(now) == 0) {
     samples_.clear();
     return;
   }

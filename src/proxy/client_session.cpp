@@ -283,11 +283,14 @@ void ClientSession::route() {
   snapshot_ = worker_.snapshot();
   auto& x = exchange();
   const auto& request = x.request_head();
-  decision_ = decide(RequestHead{request.target(), field_value(request, http::field::authorization)},
-                     *snapshot_, unix_ms_now());
+  const std::int64_t now_ms = unix_ms_now();
+  decision_ = decide(RequestHead{request.target(), field_value(request, http::field::authorization),
+                                 worker_.user_keys().user_field(request, *snapshot_, now_ms)},
+                     *snapshot_, now_ms);
   routed_ = true;
   // std::map nodes never move: look the counters up once per request, not per use.
   upstream_stats_ = &worker_.stats().upstreams[decision_.upstream->name];
+  worker_.record_user(decision_, now_ms);
   client_.disarm();  // the upstream side has its own deadlines
   const Upstream& upstream = *decision_.upstream;
 

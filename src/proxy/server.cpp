@@ -94,6 +94,10 @@ void Server::publish(std::shared_ptr<const Snapshot> snapshot) {
   for (auto& worker : impl_->workers) worker->publish(snapshot);
 }
 
+void Server::publish_keys(std::shared_ptr<const JwtKeySet> keys) {
+  for (auto& worker : impl_->workers) worker->publish_keys(keys);
+}
+
 TrafficStats Server::collect_stats(std::chrono::milliseconds timeout) const {
   std::vector<std::future<TrafficStats>> copies;
   for (const auto& worker : impl_->workers) {

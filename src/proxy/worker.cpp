@@ -42,6 +42,11 @@ std::uint64_t body_budget_share(const Config& config) {
                                  config.limits.body_bytes);
 }
 
+JwtPolicy jwt_policy(const Config& config) {
+  if (!config.jwt) return {};
+  return {config.jwt->issuer, config.jwt->audience, config.jwt->leeway_s, config.jwt->cache};
+}
+
 }  // namespace
 
 Worker::Worker(unsigned index, const Config& config, asio::ssl::context& tls_context,
@@ -55,8 +60,16 @@ Worker::Worker(unsigned index, const Config& config, asio::ssl::context& tls_con
       deadline_timer_(ioc_),
       pool_(config.timeouts.upstream_idle, config.limits.upstream_idle_per_origin),
       snapshot_(worker_local(std::move(initial))),
+      user_keys_(jwt_policy(config), stats_.tokens),
       access_log_timer_(ioc_) {
   if (access_log) access_log_.emplace(*access_log);
+  index_user_windows();
+}
+
+void Worker::index_user_windows() {
+  user_windows_.clear();
+  for (const auto& upstream : snapshot_->upstreams)
+    user_windows_.push_back(&stats_.unique_users[upstream.name]);
 }
 
 void Worker::listen(const std::vector<Listener>& listeners) {
@@ -160,7 +173,13 @@ void Worker::schedule_access_log_flush() {
 void Worker::publish(std::shared_ptr<const Snapshot> snapshot) {
   asio::post(ioc_, [this, snapshot = std::move(snapshot)]() mutable {
     snapshot_ = worker_local(std::move(snapshot));
+    index_user_windows();
   });
+}
+
+void Worker::publish_keys(std::shared_ptr<const JwtKeySet> keys) {
+  asio::post(ioc_,
+             [this, keys = std::move(keys)]() mutable { user_keys_.set_keys(std::move(keys)); });
 }
 
 void Worker::drain() {

@@ -8,11 +8,13 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
 
 #include "figshift/config.hpp"
+#include "figshift/identity.hpp"
 #include "figshift/routing.hpp"
 #include "figshift/telemetry/access_log.hpp"
 #include "figshift/telemetry/stats.hpp"
@@ -41,6 +43,7 @@ class Worker {
   void listen(const std::vector<Listener>& listeners);
   void run();  // on the worker thread, until drained or stopped
   void publish(std::shared_ptr<const Snapshot> snapshot);  // any thread
+  void publish_keys(std::shared_ptr<const JwtKeySet> keys);  // any thread (#17)
   void drain();                                            // any thread
   void stop() { ioc_.stop(); }
 
@@ -54,6 +57,20 @@ class Worker {
   BodyBudget& body_budget() { return body_budget_; }
   asio::ssl::context& tls_context() { return tls_context_; }
   TrafficStats& stats() { return stats_; }
+  // Who is the user (#17): header, cookie and verified-token lookups, cached per worker.
+  UserKeyReader& user_keys() { return user_keys_; }
+  // Counts the decision's user (a hash, never the value) as seen on its upstream (#17).
+  void record_user(const Decision& decision, std::int64_t now_ms) {
+    if (decision.user_hash == 0) return;
+    // The current snapshot's upstreams by index, without a lookup by name; a
+    // request still on an older snapshot looks its upstream up by name.
+    const Upstream* first = snapshot_->upstreams.data();
+    const bool current = std::less_equal<>{}(first, decision.upstream) &&
+                         std::less<>{}(decision.upstream, first + user_windows_.size());
+    UniqueUsersWindow& users = current ? *user_windows_[decision.upstream - first]
+                                       : stats_.unique_users[decision.upstream->name];
+    users.record(decision.user_hash, now_ms);
+  }
   AccessLogBuffer* access_log() { return access_log_ ? &*access_log_ : nullptr; }  // null: off
   // A copy of this worker's counters; call on the worker's thread.
   TrafficStats collect() const;
@@ -97,6 +114,10 @@ class Worker {
   UpstreamPool pool_;
   std::shared_ptr<const Snapshot> snapshot_;
   TrafficStats stats_;
+  UserKeyReader user_keys_;  // after stats_: it counts into stats_.tokens
+  // stats_.unique_users of snapshot_->upstreams[i] (map nodes never move).
+  std::vector<UniqueUsersWindow*> user_windows_;
+  void index_user_windows();
   std::optional<AccessLogBuffer> access_log_;
   Timer access_log_timer_;
   bool draining_ = false;

@@ -23,16 +23,6 @@ bool is_base64_char(char c) {
          c == '/';
 }
 
-bool iequals_ascii(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char c = a[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    if (c != b[i]) return false;
-  }
-  return true;
-}
-
 // RFC 4648 without leniency: a token the reference would reject must not
 // identify a user here, or the two would put that user in different groups.
 // Padding may be left out, but when present it must be exactly what the
@@ -64,6 +54,16 @@ std::optional<std::string> decode_base64_strict(std::string_view token) {
 }
 
 }  // namespace
+
+bool iequals_ascii(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  const auto lower = [](char c) {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+  };
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i])) return false;
+  return true;
+}
 
 std::optional<std::string> basic_auth_username(std::string_view authorization) {
   // A field value carries no leading or trailing whitespace (RFC 9110 §5.5);

@@ -37,10 +37,22 @@ Decision decide(const RequestHead& head, const Snapshot& snapshot, std::int64_t 
                              request.path.find('%') != std::string_view::npos;
   std::string path = may_have_dots ? normalize_path(request.path) : std::string(request.path);
 
-  // Anonymous requests have no bucket and stay legacy.
-  if (const std::optional<std::string> username = basic_auth_username(head.authorization)) {
-    decision.bucket = bucket_of_hash(java_hash_code(utf8_to_utf16(*username), snapshot.salt_seed));
-    if (decision.bucket < snapshot.split_at(now_ms)) decision.group = Group::migrated;
+  // Anonymous requests have no bucket and stay legacy. Whatever the user key
+  // (#17), its value is hashed by the sample's rule; a pin overrides the split.
+  std::string scratch;
+  if (const std::optional<std::string_view> user =
+          user_key_value(head, snapshot.user_key, scratch)) {
+    const std::int32_t h = java_hash_code(utf8_to_utf16(*user), snapshot.salt_seed);
+    decision.bucket =
+        snapshot.buckets == 100 ? bucket_of_hash(h) : bucket_of_hash(h, snapshot.buckets);
+    decision.user_hash = user_count_hash(*user, snapshot.salt_seed);
+    const auto pin = snapshot.pins.empty() ? snapshot.pins.end() : snapshot.pins.find(*user);
+    if (pin != snapshot.pins.end()) {
+      decision.pinned = true;
+      decision.group = pin->second;
+    } else if (decision.bucket < snapshot.threshold_at(now_ms)) {
+      decision.group = Group::migrated;
+    }
   }
 
   // Only migrated paths move: a migrated user on an unrouted path stays on

@@ -20,6 +20,11 @@ int bucket_of_hash(std::int32_t h) {
   return static_cast<int>((static_cast<std::int64_t>(h) + two_pow_31) % 100);
 }
 
+int bucket_of_hash(std::int32_t h, int buckets) {
+  constexpr std::int64_t two_pow_31 = std::int64_t{1} << 31;
+  return static_cast<int>((static_cast<std::int64_t>(h) + two_pow_31) % buckets);
+}
+
 int bucket_of(std::string_view username_utf8, std::string_view salt_utf8) {
   // Salt and username are decoded separately: the reference concatenates two
   // already-decoded strings, so a sequence split across them is two errors.

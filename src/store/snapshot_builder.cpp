@@ -1,5 +1,7 @@
 // Validation of a whole store content into a Snapshot: every rule of
 // DESIGN.md §2 is checked here, once per change, never per request.
+#include "figshift/store/snapshot_builder.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <nlohmann/json.hpp>
@@ -8,9 +10,9 @@
 
 #include "figshift/routing.hpp"
 #include "figshift/store/kv_map.hpp"
-#include "figshift/store/snapshot_builder.hpp"
 #include "figshift/store/upstream_url.hpp"
 #include "store/rollout_keys.hpp"
+#include "store/user_keys.hpp"
 
 namespace figshift {
 namespace {
@@ -61,15 +63,6 @@ bool upstream_name(std::string_view name) {
   for (char c : name)
     if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))) return false;
   return true;
-}
-
-int percent(const std::string& key, std::string_view text) {
-  int value = -1;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < 0 ||
-      value > 100)
-    bad(key, "must be an integer from 0 to 100, got \"" + std::string(text) + "\"");
-  return value;
 }
 
 Ramp parse_ramp(const std::string& key, const std::string& text) {
@@ -169,6 +162,7 @@ std::shared_ptr<const Snapshot> build_snapshot(const KvMap& kv, std::uint64_t ve
   s->etag = std::move(etag);
   std::string legacy_name = "A";
   std::vector<RouteSpec> routes;
+  std::optional<std::string> split_text;
 
   for (const auto& [key, value] : kv) {
     if (key.empty() || key.size() > max_key_bytes)
@@ -190,7 +184,13 @@ std::shared_ptr<const Snapshot> build_snapshot(const KvMap& kv, std::uint64_t ve
       if (!upstream_name(name)) bad(key, "upstream names must match [A-Z0-9]+");
       s->upstreams.push_back(parse_upstream_url(std::move(name), value));
     } else if (key == "traffic-split") {
-      s->split = percent(key, value);
+      split_text = value;  // its form depends on `buckets`, which may come later
+    } else if (key == "user-key") {
+      s->user_key = store_keys::parse_user_key(key, value);
+    } else if (key.starts_with("pin:")) {
+      s->pins.emplace(key.substr(4), store_keys::parse_pin(key, value));
+    } else if (key == "buckets") {
+      s->buckets = store_keys::parse_buckets(key, value);
     } else if (key == "traffic-ramp") {
       s->ramp = parse_ramp(key, value);
     } else if (key.starts_with("route:")) {
@@ -215,10 +215,16 @@ std::shared_ptr<const Snapshot> build_snapshot(const KvMap& kv, std::uint64_t ve
       else
         bad(key, "must be \"proxy\" or \"redirect\", got \"" + value + "\"");
     } else {
-      bad(key, "unknown key (expected APIGW_<NAME>_URL, traffic-split, traffic-ramp, "
-               "traffic-plan, guard, guard-tripped, route:<prefix>, legacy-upstream, hash-salt "
-               "or mode)");
+      bad(key,
+          "unknown key (expected APIGW_<NAME>_URL, traffic-split, traffic-ramp, "
+          "traffic-plan, guard, guard-tripped, route:<prefix>, legacy-upstream, hash-salt, "
+          "mode, user-key, pin:<user> or buckets)");
     }
+  }
+  if (split_text) {
+    s->split_hundredths =
+        store_keys::parse_split_hundredths("traffic-split", *split_text, s->buckets);
+    s->split = s->split_hundredths / 100;
   }
   // Two schedules for one split would disagree; a new one replaces the old.
   if (s->ramp && s->plan)
@@ -226,7 +232,7 @@ std::shared_ptr<const Snapshot> build_snapshot(const KvMap& kv, std::uint64_t ve
                         "(a shift deletes the plan, a rollout deletes the ramp)");
   // A tripped guard is never silently re-armed: nothing may raise the split
   // until an operator deletes guard-tripped (`figshift guard reset`).
-  if (s->guard_tripped && (s->split != 0 || s->ramp || s->plan))
+  if (s->guard_tripped && (s->split_hundredths != 0 || s->ramp || s->plan))
     bad("guard-tripped", "is set: traffic-split must stay 0, with no traffic-ramp or traffic-plan, "
                          "until it is deleted (figshift guard reset)");
   // Key order is not name order ("APIGW_B1_URL" < "APIGW_B_URL"); find() needs name order.

@@ -1,11 +1,13 @@
+#include "figshift/telemetry/prometheus.hpp"
+
 #include <fmt/format.h>
 
+#include <cmath>
 #include <iterator>
 #include <map>
 #include <string>
 
 #include "figshift/routing.hpp"
-#include "figshift/telemetry/prometheus.hpp"
 #include "figshift/telemetry/stats.hpp"
 
 namespace figshift {
@@ -150,13 +152,41 @@ std::string render_prometheus(const TrafficStats& stats, const Snapshot& snapsho
            stats.tunnel_bytes_to_upstream);
   e.sample("figshift_tunnel_bytes_total", "direction=\"to_client\"", stats.tunnel_bytes_to_client);
 
-  const int split = snapshot.split_at(now_ms);
+  e.family("figshift_unique_users", "gauge",
+           "Distinct users (by user-key) routed to each upstream in the window: the current "
+           "minute and the five before it. HyperLogLog estimate, standard error 0.8 %.");
+  for (const auto& [name, u] : upstreams) {
+    const auto users = stats.unique_users.find(name);
+    const double estimate = users == stats.unique_users.end() ? 0 : users->second.estimate(now_ms);
+    e.sample("figshift_unique_users", fmt::format("upstream=\"{}\",window=\"5m\"", name),
+             static_cast<std::uint64_t>(std::llround(estimate)));
+  }
+
+  e.family("figshift_jwt_tokens_total", "counter",
+           "Bearer tokens read for user-key jwt: verified (signature and claims checked), "
+           "cached (found verified in the worker's cache) or rejected (the request is anonymous).");
+  e.sample("figshift_jwt_tokens_total", "result=\"verified\"", stats.tokens.verified);
+  e.sample("figshift_jwt_tokens_total", "result=\"cached\"", stats.tokens.cache_hits);
+  e.family("figshift_jwt_rejected_total", "counter",
+           "Bearer tokens that did not identify a user, by reason; each request was anonymous.");
+  for (std::size_t r = 0; r < stats.tokens.rejected.size(); ++r)
+    e.sample("figshift_jwt_rejected_total",
+             fmt::format("reason=\"{}\"", token_rejection_name(static_cast<TokenRejection>(r))),
+             stats.tokens.rejected[r]);
+  e.family("figshift_jwt_keys_reloads_total", "counter",
+           "Reloads of jwt.keys_file (change or SIGHUP), by result; a failure keeps the old keys.");
+  e.sample("figshift_jwt_keys_reloads_total", "result=\"success\"", stats.tokens.keys_reloads);
+  e.sample("figshift_jwt_keys_reloads_total", "result=\"failure\"",
+           stats.tokens.keys_reload_failures);
+
+  const double split = snapshot.split_hundredths_at(now_ms) / 100.0;
   // Without a ramp: not active, progress 1 (the last ramp, if any, is over).
   const RampProgress ramp = snapshot.ramp ? ramp_progress(*snapshot.ramp, now_ms) : RampProgress{};
   e.single("figshift_traffic_split_percent", "gauge",
            "Effective split now: users in buckets below it go to the new APIs.", split);
   e.single("figshift_traffic_split_target_percent", "gauge",
-           "The stored traffic-split, where a ramp ends.", snapshot.split);
+           "The stored traffic-split, where a ramp ends.",
+           snapshot.buckets == 100 ? snapshot.split : snapshot.split_hundredths / 100.0);
   e.single("figshift_ramp_active", "gauge", "1 while a traffic ramp is in progress.",
            ramp.active ? 1 : 0);
   e.single("figshift_ramp_progress_ratio", "gauge", "Progress of the last ramp, 0 to 1.",

@@ -1,6 +1,7 @@
-#include <algorithm>
-
 #include "figshift/telemetry/stats.hpp"
+
+#include <algorithm>
+#include <iterator>
 
 namespace figshift {
 
@@ -31,7 +32,26 @@ void UpstreamStats::merge(const UpstreamStats& other) {
   latency.merge(other.latency);
 }
 
+std::string_view token_rejection_name(TokenRejection reason) {
+  static constexpr std::string_view names[] = {
+      "malformed",      "oversized",     "alg_none", "alg_unsupported", "unknown_key",
+      "key_mismatch",   "bad_signature", "expired",  "not_yet_valid",   "wrong_issuer",
+      "wrong_audience", "no_claim",      "no_keys"};
+  static_assert(std::size(names) == static_cast<std::size_t>(TokenRejection::count));
+  return names[static_cast<std::size_t>(reason)];
+}
+
+void TokenStats::merge(const TokenStats& other) {
+  for (std::size_t i = 0; i < rejected.size(); ++i) rejected[i] += other.rejected[i];
+  verified += other.verified;
+  cache_hits += other.cache_hits;
+  keys_reloads += other.keys_reloads;
+  keys_reload_failures += other.keys_reload_failures;
+}
+
 void TrafficStats::merge(const TrafficStats& other) {
+  for (const auto& [name, users] : other.unique_users) unique_users[name].merge(users);
+  tokens.merge(other.tokens);
   for (const auto& [name, stats] : other.upstreams) upstreams[name].merge(stats);
   connections_accepted += other.connections_accepted;
   connections_refused += other.connections_refused;

@@ -8,7 +8,10 @@
 //    send cannot be framed differently by the upstream).
 //
 // The first input byte picks the Snapshot (split 0, 50 or 100; with or without
-// base paths and replacements); the rest is the bytes a client sent.
+// base paths and replacements; user-key basic, header, cookie or jwt with
+// pins and 100 or 10000 buckets, #17); the rest is the bytes a client sent.
+//  - the bucket is below the Snapshot's bucket count; a pinned user is in
+//    the pin's group; a user is counted (user_hash) exactly when it has a bucket.
 
 #include <spdlog/spdlog.h>
 
@@ -23,6 +26,7 @@
 #include <string>
 
 #include "figshift/config.hpp"
+#include "figshift/identity.hpp"
 #include "figshift/routing.hpp"
 #include "figshift/store/snapshot_builder.hpp"
 #include "fuzz_support.hpp"
@@ -40,6 +44,20 @@ const figshift::Snapshot& snapshot(unsigned pick) {
   static const auto snapshots = [] {
     std::vector<std::shared_ptr<const figshift::Snapshot>> out;
     for (const char* split : {"0", "50", "100"}) {
+      // Who is the user (#17): each key mode, pins, and 10000 buckets with decimals.
+      for (const char* user_key : {"header:X-User", "cookie:sid", "jwt", "jwt:uid"}) {
+        const bool fine = user_key[0] != 'j';
+        out.push_back(figshift::build_snapshot({
+            {"APIGW_A_URL", "http://legacy.example:8080"},
+            {"APIGW_B1_URL", "http://b1.example"},
+            {"traffic-split", fine && split[0] == '5' ? "33.33" : split},
+            {"buckets", fine ? "10000" : "100"},
+            {"user-key", user_key},
+            {"pin:alice", "new"},
+            {"pin:bob", "legacy"},
+            {"route:/", "B1"},
+        }));
+      }
       out.push_back(figshift::build_snapshot({
           {"APIGW_A_URL", "http://legacy.example:8080"},
           {"APIGW_B1_URL", "http://b1.example"},
@@ -116,17 +134,36 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // The proxy refuses these before routing: the same function it calls.
   if (!figshift::proxy::request_problem(request.base()).empty()) return 0;
 
+  // The proxy's reader of user keys (one per worker); a secret of 32 'k's as
+  // key "h1", so a seed can carry a valid HS256 token.
+  static figshift::TokenStats token_stats;
+  static figshift::UserKeyReader reader({}, token_stats);
+  static const bool keyed = [] {
+    std::string error;
+    reader.set_keys(figshift::parse_jwks(
+        R"({"keys":[{"kty":"oct","kid":"h1","k":"a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s"}]})",
+        error));
+    return error.empty();
+  }();
+  FUZZ_CHECK(keyed);
+  constexpr std::int64_t now_ms = 1'700'000'000'000;
   const figshift::Decision decision =
-      figshift::decide(figshift::RequestHead{request.target(), request[http::field::authorization]},
-                       snap, 1'700'000'000'000);
+      figshift::decide(figshift::RequestHead{request.target(), request[http::field::authorization],
+                                             reader.user_field(request, snap, now_ms)},
+                       snap, now_ms);
   FUZZ_CHECK(decision.upstream != nullptr);
   FUZZ_CHECK(decision.upstream >= snap.upstreams.data() &&
              decision.upstream < snap.upstreams.data() + snap.upstreams.size());
   FUZZ_CHECK(!decision.target.empty() && decision.target.front() == '/');
-  FUZZ_CHECK(decision.bucket >= -1 && decision.bucket < 100);
+  FUZZ_CHECK(decision.bucket >= -1 && decision.bucket < snap.buckets);
+  FUZZ_CHECK((decision.bucket == -1) == (decision.user_hash == 0));
+  if (decision.pinned) FUZZ_CHECK(decision.bucket != -1);
   // Nothing an upstream could resolve out of a route is forwarded.
   FUZZ_CHECK(figshift::path_problem(figshift::split_target(decision.target).path).empty());
   if (decision.bucket == -1) FUZZ_CHECK(decision.group == figshift::Group::legacy);
+  if (!decision.pinned && decision.bucket >= 0)
+    FUZZ_CHECK((decision.group == figshift::Group::migrated) ==
+               (decision.bucket < snap.threshold_at(now_ms)));
   if (decision.group == figshift::Group::legacy)
     FUZZ_CHECK(decision.upstream == &snap.upstreams[snap.legacy]);
   if (!complete) return 0;

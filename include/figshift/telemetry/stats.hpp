@@ -10,6 +10,9 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
+
+#include "figshift/telemetry/unique_users.hpp"
 
 namespace figshift {
 
@@ -38,6 +41,36 @@ struct UpstreamStats {
   void merge(const UpstreamStats& other);
 };
 
+// Why a bearer token did not identify a user (user-key jwt, #17). The request
+// is then anonymous (legacy), never refused.
+enum class TokenRejection : std::size_t {
+  malformed,        // not three base64url parts of JSON objects, or no "exp"
+  oversized,        // longer than the verifier's limit
+  alg_none,         // "alg": "none"
+  alg_unsupported,  // an alg outside HS/RS/PS/ES of the JWKS kinds
+  unknown_key,      // no key with the token's kid (or none of its kind)
+  key_mismatch,     // the key's kind or alg does not match the token's alg
+  bad_signature,    // tampered, or signed with another key
+  expired,          // exp + leeway is past
+  not_yet_valid,    // nbf - leeway is to come
+  wrong_issuer,     // iss is not jwt.issuer
+  wrong_audience,   // aud does not hold jwt.audience
+  no_claim,         // the user-key's claim is missing, empty or not a string or integer
+  no_keys,          // no jwt section in the config, or no key loaded
+  count
+};
+std::string_view token_rejection_name(TokenRejection reason);
+
+struct TokenStats {
+  std::array<std::uint64_t, static_cast<std::size_t>(TokenRejection::count)> rejected{};
+  std::uint64_t verified = 0;              // signature and claims checked
+  std::uint64_t cache_hits = 0;            // found verified in the worker's cache
+  std::uint64_t keys_reloads = 0;          // process-wide, set by the keys watcher's owner
+  std::uint64_t keys_reload_failures = 0;  // likewise: a bad keys file kept the old keys
+
+  void merge(const TokenStats& other);
+};
+
 struct TrafficStats {
   std::map<std::string, UpstreamStats> upstreams;  // by upstream name
   std::uint64_t connections_accepted = 0;
@@ -59,6 +92,9 @@ struct TrafficStats {
   std::uint64_t tunnels_open = 0;              // gauge
   std::uint64_t tunnel_bytes_to_upstream = 0;
   std::uint64_t tunnel_bytes_to_client = 0;
+  TokenStats tokens;                           // user-key jwt (#17)
+  // Users seen per upstream (#17), by upstream name; only hashes are kept.
+  std::map<std::string, UniqueUsersWindow, std::less<>> unique_users;
 
   void merge(const TrafficStats& other);
 };
