@@ -42,7 +42,8 @@ BodyPump::BodyPump(Listener& listener, std::size_t buffer_bytes)
 
 void BodyPump::start(const Spec& spec, std::shared_ptr<void> owner) {
   spec_ = spec;
-  owner_ = std::move(owner);
+  owner_ = owner;
+  running_ = true;
   // Held only while running: a kept-alive connection that streamed once keeps no buffer.
   if (!buffer_) buffer_ = std::make_unique<char[]>(capacity_);
   bytes_ = 0;
@@ -80,7 +81,7 @@ void BodyPump::arm(ms timeout, std::chrono::steady_clock::time_point cap) {
 }
 
 void BodyPump::on_tick(std::chrono::steady_clock::time_point now) {
-  if (!owner_ || now < deadline_) return;
+  if (!running_ || now < deadline_) return;
   timed_out_ = true;
   deadline_ = std::chrono::steady_clock::time_point::max();
   error_code ignored;
@@ -110,7 +111,7 @@ void BodyPump::do_read() {
     return on_read({}, n);
   }
   spec_.source->async_read_some(asio::buffer(buffer_.get(), want),
-                                [this, owner = owner_](error_code ec, std::size_t n) {
+                                [this, owner = owner_.lock()](error_code ec, std::size_t n) {
                                   on_read(ec, n);
                                 });
 }
@@ -122,7 +123,7 @@ void BodyPump::read_chunks(Parser& parser) {
   body.size = capacity_;
   body.more = true;
   http::async_read_some(*spec_.source, *spec_.source_buffer, parser,
-                        [this, &parser, owner = owner_](error_code ec, std::size_t) {
+                        [this, &parser, owner = owner_.lock()](error_code ec, std::size_t) {
                           // need_buffer: the buffer is full, which is what was asked for.
                           if (ec == http::error::need_buffer) ec = {};
                           on_read(ec, capacity_ - parser.get().body().size);
@@ -166,7 +167,7 @@ void BodyPump::do_write(std::size_t n) {
   }
   arm(spec_.write_timeout, std::chrono::steady_clock::time_point::max());
   asio::async_write(*spec_.sink, parts,
-                    [this, owner = owner_](error_code ec, std::size_t) { on_write(ec, 0); });
+                    [this, owner = owner_.lock()](error_code ec, std::size_t) { on_write(ec, 0); });
 }
 
 void BodyPump::on_write(error_code ec, std::size_t) {
@@ -180,7 +181,8 @@ void BodyPump::on_write(error_code ec, std::size_t) {
 void BodyPump::end(End end, error_code ec) {
   deadline_ = std::chrono::steady_clock::time_point::max();
   buffer_.reset();  // nothing is pending on it now
-  auto owner = std::move(owner_);  // keeps the session alive through the call
+  running_ = false;
+  auto owner = owner_.lock();  // the session stays alive through the call
   listener_.on_pump_end(*this, end, ec);
 }
 

@@ -15,7 +15,8 @@
 //
 // Thread-safety: none; one session's, on its worker's thread. Lifetime: owned
 // by its session, which passes itself as `owner` to start(): every pending
-// handler holds it, so the pump outlives its operations.
+// handler holds it, so the pump outlives its operations (the pump itself keeps
+// only a weak reference, so that a handler destroyed unrun frees the session).
 
 #include <boost/beast/core/flat_buffer.hpp>
 #include <chrono>
@@ -79,7 +80,7 @@ class BodyPump {
   BodyPump(Listener& listener, std::size_t buffer_bytes);
 
   void start(const Spec& spec, std::shared_ptr<void> owner);
-  bool running() const { return owner_ != nullptr; }
+  bool running() const { return running_; }
   // Body bytes taken from the source so far (not counting chunk framing).
   std::uint64_t bytes() const { return bytes_; }
   std::chrono::steady_clock::time_point last_progress() const { return last_progress_; }
@@ -105,7 +106,9 @@ class BodyPump {
   std::unique_ptr<char[]> buffer_;
   std::size_t capacity_;
   Spec spec_;
-  std::shared_ptr<void> owner_;  // non-null while running
+  // Weak, as in UpstreamRequest: only pending handlers hold the session.
+  std::weak_ptr<void> owner_;
+  bool running_ = false;
   std::uint64_t bytes_ = 0;
   std::uint64_t remaining_ = 0;  // Read::length
   bool eof_ = false;             // the source closed where that ends the body

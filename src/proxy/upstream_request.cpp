@@ -48,7 +48,7 @@ UpstreamRequest::~UpstreamRequest() = default;
 
 template <typename Handler>
 auto UpstreamRequest::bind(Handler handler) {
-  return [this, owner = owner_, handler](auto&&... args) {
+  return [this, owner = owner_.lock(), handler](auto&&... args) {
     // Abandoned meanwhile (the session ended the exchange): nothing to report.
     if (!connection_) return;
     (this->*handler)(std::forward<decltype(args)>(args)...);
@@ -79,7 +79,7 @@ void UpstreamRequest::on_tick(std::chrono::steady_clock::time_point now) {
 void UpstreamRequest::start(const Trip& trip, Exchange& exchange, std::shared_ptr<void> owner) {
   trip_ = trip;
   exchange_ = &exchange;
-  owner_ = std::move(owner);
+  owner_ = owner;
   retried_ = false;
   started_ = std::chrono::steady_clock::now();
   // One that cannot be retried gets no connection the upstream already closed.
@@ -110,7 +110,7 @@ void UpstreamRequest::do_resolve() {
   // resolver thread, so the deadline answers itself and the late result is
   // ignored (by generation). The timer must not keep the session alive.
   resolution_->deadline.async_wait(
-      [this, weak = std::weak_ptr<void>(owner_), lookup](error_code timer_ec) {
+      [this, weak = owner_, lookup](error_code timer_ec) {
         auto owner = weak.lock();
         if (!owner || timer_ec || resolution_->generation != lookup) return;
         ++resolution_->generation;
@@ -118,7 +118,7 @@ void UpstreamRequest::do_resolve() {
       });
   resolution_->resolver.async_resolve(
       upstream.host, std::to_string(upstream.port),
-      [this, owner = owner_, lookup](error_code ec, TcpResolver::results_type results) {
+      [this, owner = owner_.lock(), lookup](error_code ec, TcpResolver::results_type results) {
         on_resolve(lookup, ec, std::move(results));
       });
 }
@@ -180,12 +180,12 @@ void UpstreamRequest::on_write(error_code ec, std::size_t) {
     return failed(UpstreamError::reset, ec);
   }
   deadline_ = std::chrono::steady_clock::time_point::max();  // a streamed body's own, now
-  auto owner = std::move(owner_);
+  auto owner = owner_.lock();  // the caller's handler holds it too
   listener_.on_upstream_sent();
 }
 
 void UpstreamRequest::read_head(std::shared_ptr<void> owner) {
-  owner_ = std::move(owner);
+  owner_ = owner;
   arm(worker_.config().timeouts.upstream_response);
   // Not read at once: Asio 1.81 tries every read before waiting for epoll,
   // and right after the request went out that recv finds nothing (EAGAIN, a
@@ -232,12 +232,12 @@ void UpstreamRequest::on_read_head(error_code ec, std::size_t) {
     return do_read_head();
   }
   deadline_ = std::chrono::steady_clock::time_point::max();
-  auto owner = std::move(owner_);
+  auto owner = owner_.lock();  // the caller's handler holds it too
   listener_.on_upstream_head();
 }
 
 void UpstreamRequest::read_body(std::shared_ptr<void> owner) {
-  owner_ = std::move(owner);
+  owner_ = owner;
   auto& parser = *exchange_->upstream_parser;
   auto& buffer = connection_->buffer;
   // Most small answers arrived with their head: parse them here, without an
@@ -250,7 +250,7 @@ void UpstreamRequest::read_body(std::shared_ptr<void> owner) {
     if (ec) return on_read_body(ec, 0);
   }
   if (parser.is_done()) {
-    auto owner = std::move(owner_);
+    auto owner = owner_.lock();  // the caller's handler holds it too
     return listener_.on_upstream_body();
   }
   arm(worker_.config().timeouts.upstream_response);
@@ -267,7 +267,7 @@ void UpstreamRequest::on_read_body(error_code ec, std::size_t) {
     return failed(UpstreamError::reset, ec);
   }
   deadline_ = std::chrono::steady_clock::time_point::max();
-  auto owner = std::move(owner_);
+  auto owner = owner_.lock();  // the caller's handler holds it too
   listener_.on_upstream_body();
 }
 
@@ -291,7 +291,7 @@ void UpstreamRequest::failed(UpstreamError error, error_code ec) {
               "conn {}: upstream {} ({}): {}: {}", connection_id_, trip_.upstream->name,
               trip_.upstream->origin, describe(error), ec.message());
   abandon();
-  auto owner = std::move(owner_);
+  auto owner = owner_.lock();  // the caller's handler holds it too
   listener_.on_upstream_failed(error, ec);
 }
 

@@ -97,7 +97,10 @@ class UpstreamRequest {
   std::uint64_t connection_id_;
   Trip trip_;
   Exchange* exchange_ = nullptr;
-  std::shared_ptr<void> owner_;  // while an operation is pending
+  // Weak: only the pending operation's handler holds the session. A handler
+  // destroyed unrun (the io_context torn down at the end of a drain) then frees
+  // it; a strong member would keep the session alive through itself.
+  std::weak_ptr<void> owner_;
   std::unique_ptr<UpstreamConnection> connection_;
   // DNS, made on first use: most trips reuse pooled connections or IP literals.
   struct Resolution;
