@@ -284,9 +284,14 @@ void ClientSession::route() {
   auto& x = exchange();
   const auto& request = x.request_head();
   const std::int64_t now_ms = unix_ms_now();
+  const auto user_field = worker_.user_keys().user_field(request, *snapshot_, now_ms);
   decision_ = decide(RequestHead{request.target(), field_value(request, http::field::authorization),
-                                 worker_.user_keys().user_field(request, *snapshot_, now_ms)},
+                                 user_field},
                      *snapshot_, now_ms);
+  // The user as routed, for an access log that asks for it (copied only then:
+  // the value points into the request or the reader, not the log's lifetime).
+  logged_user_.clear();
+  if (user_field && worker_.config().access_log.include_username) logged_user_ = *user_field;
   routed_ = true;
   // std::map nodes never move: look the counters up once per request, not per use.
   upstream_stats_ = &worker_.stats().upstreams[decision_.upstream->name];

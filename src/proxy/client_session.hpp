@@ -128,6 +128,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession>,
   std::unique_ptr<BodyPump> response_pump_;  // upstream to client
   std::unique_ptr<Exchange> exchange_;       // while a request is in flight; see exchange()
   std::uint64_t response_bytes_ = 0;         // body bytes of the response, for the access log
+  // user-key header, cookie or token claim the request was routed by, kept only
+  // with access_log.include_username (Basic usernames are decoded at log time).
+  std::string logged_user_;
   unsigned response_status_ = 0;
   unsigned client_version_ = 11;
   BodyMode request_body_ = BodyMode::none;

@@ -36,8 +36,15 @@ void ClientSession::write_access_log(AccessLogBuffer& log) {
     const auto& request = x.request_head();
     record.method = request.method_string();
     record.target = request.target();
-    if (routed_ && worker_.config().access_log.include_username)
-      username = basic_auth_username(field_value(request, http::field::authorization));
+    if (routed_ && worker_.config().access_log.include_username) {
+      // The user the request was routed by: the user-key value (#17), or the
+      // Basic username; never a token or a password.
+      if (snapshot_ && snapshot_->user_key.kind != UserKey::Kind::basic) {
+        if (!logged_user_.empty()) username = logged_user_;
+      } else {
+        username = basic_auth_username(field_value(request, http::field::authorization));
+      }
+    }
   }
   // Status 0: the connection ended before a response began (see close()).
   record.status = response_status_;

@@ -82,6 +82,17 @@ class UserKeysTest(h.UpstreamsMixin, h.FigTestCase):
         self.assertRoutedTo(d.get("/orders/1", user=users[0]), "A")
         self.assertRoutedTo(d.get("/orders/1"), "A")
 
+    def test_access_log_names_the_user_by_the_key_it_was_routed_by(self):
+        store = self.migration_store(40, **{"hash-salt": SALT, "user-key": "header:X-User-Id"})
+        d = self.daemon(store, {"access_log": {"enabled": True, "path": "-", "include_username": True}})
+        r = d.get("/orders/1", user="basic-name", headers={"X-User-Id": "user-7@example.com"})
+        self.assertEqual(r.status, 200)
+        h.eventually(lambda: any('"path":"/orders/1"' in l for l in d.stdout_lines), 3,
+                     message="the access log line")
+        line = [l for l in d.stdout_lines if '"path":"/orders/1"' in l][-1]
+        self.assertEqual(json.loads(line).get("user"), "user-7@example.com", line)
+        self.assertNotIn("basic-name", line, "the Basic username is not who routed it")
+
     def test_cookie_mode_routes_300_users_among_other_cookies(self):
         d = self.start(60, "cookie:session")
         users = ["s%06d" % (i * 7919) for i in range(300)]
