@@ -89,7 +89,6 @@ class BodyPump {
   void on_tick(std::chrono::steady_clock::time_point now);
   // Ends the pump early: its pending operation fails (the session closes the sockets).
   void abandon() { abandoned_ = true; }
-  bool abandoned() const { return abandoned_; }
 
  private:
   void do_read();

@@ -255,10 +255,7 @@ void ClientSession::do_continue() {
 void ClientSession::on_continue(error_code ec, std::size_t) {
   ec = client_.timed(ec);
   if (ec) return fail(ec, "write 100 Continue");
-  if (request_body_ == BodyMode::streamed) {
-    client_.disarm();  // the pump keeps its own deadlines from here
-    return start_request_pump();
-  }
+  if (request_body_ == BodyMode::streamed) return start_request_pump();
   do_read_body();
 }
 

@@ -38,11 +38,6 @@ namespace figshift::proxy {
 
 class Worker;
 
-// An error from Beast's HTTP parser (malformed message), as opposed to an I/O error.
-inline bool is_http_error(const boost::system::error_code& ec) {
-  return ec.category() == make_error_code(http::error::end_of_stream).category();
-}
-
 class ClientSession : public std::enable_shared_from_this<ClientSession>,
                       private UpstreamRequest::Listener,
                       private BodyPump::Listener {

@@ -73,6 +73,7 @@ void ClientSession::on_upstream_sent() {
 }
 
 void ClientSession::start_request_pump() {
+  client_.disarm();  // the pump keeps its own deadlines from here (also after a 100 Continue)
   auto& x = exchange();
   const auto& limits = worker_.config().limits;
   BodyPump::Spec spec;

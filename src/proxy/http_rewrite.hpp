@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <boost/asio/buffer.hpp>
+#include <boost/beast/http/error.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <string>
@@ -110,6 +111,11 @@ struct HeadAndBody {
   }
   boost::asio::const_buffer parts[2];
 };
+
+// An error from Beast's HTTP parser (malformed message), as opposed to an I/O error.
+inline bool is_http_error(const boost::system::error_code& ec) {
+  return ec.category() == make_error_code(http::error::end_of_stream).category();
+}
 
 // {"error": message} with the proxy's own status.
 Response json_error(http::status status, std::string_view message, unsigned version,

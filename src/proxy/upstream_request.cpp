@@ -27,11 +27,6 @@ constexpr std::uint32_t min_upstream_header_bytes = 60 * 1024;
 // more is broken (each is parsed into the exchange's arena, kept until the end).
 constexpr unsigned max_interim_responses = 16;
 
-// An error from Beast's HTTP parser (malformed message), as opposed to an I/O error.
-bool is_http_error(const boost::system::error_code& ec) {
-  return ec.category() == make_error_code(http::error::end_of_stream).category();
-}
-
 }  // namespace
 
 struct UpstreamRequest::Resolution {

@@ -85,6 +85,19 @@ class RssSampler:
         return self.peak_kb
 
 
+def hash_exactly(f, n, digest) -> int:
+    """Reads n bytes (None: until EOF) from f into digest; returns how many came
+    (fewer than n: the peer closed first)."""
+    total = 0
+    while n is None or total < n:
+        data = f.read(MIB if n is None else min(n - total, MIB))
+        if not data:
+            break
+        digest.update(data)
+        total += len(data)
+    return total
+
+
 def read_head(f) -> tuple[int, dict]:
     """(status, headers by lower-case name) of a response head, from a buffered reader."""
     status = int(f.readline().split()[1])
@@ -276,24 +289,13 @@ class StreamingUpstream:
                     if f.readline(65537) not in (b"\r\n", b"\n"):
                         return None
                     return digest.hexdigest(), total
-                while n:
-                    data = f.read(min(n, MIB))
-                    if not data:
-                        return None
-                    digest.update(data)
-                    total += len(data)
-                    n -= len(data)
-                if f.readline(65537) not in (b"\r\n", b"\n"):
+                if hash_exactly(f, n, digest) != n or f.readline(65537) not in (b"\r\n", b"\n"):
                     return None
-        remaining = int(headers.get("content-length", "0"))
-        while remaining:
-            data = f.read(min(remaining, MIB))
-            if not data:
-                return None
-            digest.update(data)
-            total += len(data)
-            remaining -= len(data)
-        return digest.hexdigest(), total
+                total += n
+        length = int(headers.get("content-length", "0"))
+        if hash_exactly(f, length, digest) != length:
+            return None
+        return digest.hexdigest(), length
 
     def _upload(self, conn, f, method, headers, size):
         got = self._read_body(f, headers)
@@ -393,15 +395,9 @@ class StreamingCase(h.FigTestCase):
         status, headers = read_head(f)
         digest, total = hashlib.sha256(), 0
         if "content-length" in headers:
-            remaining, ended_by = int(headers["content-length"]), "length"
-            while remaining:
-                data = f.read(min(remaining, MIB))
-                if not data:
-                    ended_by = "close (short of its length)"
-                    break
-                digest.update(data)
-                total += len(data)
-                remaining -= len(data)
+            length = int(headers["content-length"])
+            total = hash_exactly(f, length, digest)
+            ended_by = "length" if total == length else "close (short of its length)"
         elif headers.get("transfer-encoding", "").lower() == "chunked":
             ended_by = "chunked"
             while True:
@@ -413,18 +409,11 @@ class StreamingCase(h.FigTestCase):
                 if n == 0:
                     f.readline()
                     break
-                data = f.read(n)
+                total += hash_exactly(f, n, digest)
                 f.readline()
-                digest.update(data)
-                total += len(data)
         else:
             ended_by = "close"
-            while True:
-                data = f.read(MIB)
-                if not data:
-                    break
-                digest.update(data)
-                total += len(data)
+            total = hash_exactly(f, None, digest)
         return status, headers, digest.hexdigest(), total, ended_by
 
 
