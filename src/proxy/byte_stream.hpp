@@ -7,18 +7,18 @@
 // at once (a tunnel or a streamed upload does both), as Asio's ssl::stream allows.
 
 #include <boost/asio/ssl/context.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 #include <utility>
 #include <variant>
 
 #include "proxy/io_types.hpp"
+#include "proxy/tls_stream.hpp"
 
 namespace figshift::proxy {
 
 class ByteStream {
  public:
   using Plain = TcpSocket;
-  using Tls = boost::beast::ssl_stream<TcpSocket>;
+  using Tls = TlsStream;
   using executor_type = Plain::executor_type;
 
   // `tls` null: plain TCP; else the TLS context (outlives the stream): the
@@ -35,6 +35,14 @@ class ByteStream {
     return std::get<Tls>(stream_).next_layer();
   }
   executor_type get_executor() { return tcp().get_executor(); }
+  // Bytes already received that a wait for readability would not see.
+  bool has_buffered_input() const {
+    const auto* tls = std::get_if<Tls>(&stream_);
+    return tls && tls->has_buffered_input();
+  }
+  void release_idle_buffers() {
+    if (auto* tls = std::get_if<Tls>(&stream_)) tls->release_idle_buffers();
+  }
 
   template <typename MutableBuffers, typename Handler>
   auto async_read_some(const MutableBuffers& buffers, Handler&& handler) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/core/string.hpp>
@@ -66,7 +67,7 @@ void ClientSession::start() {
 void ClientSession::on_tick(std::chrono::steady_clock::time_point now) {
   // A hot connection gone quiet: cancel its buffered read (nothing of a request
   // has arrived) and wait without a buffer, as any idle connection does.
-  if (reading_idle_ && hot_ && !parking_ && exchange_ && !client_.is_tls() &&
+  if (reading_idle_ && hot_ && !parking_ && exchange_ && !client_.stream().has_buffered_input() &&
       now - idle_since_ >= park_idle_after && exchange_->read_buffer.size() == 0 &&
       !(exchange_->request_parser && exchange_->request_parser->got_some())) {
     parking_ = true;
@@ -92,7 +93,7 @@ void ClientSession::do_tls_handshake() {
   reading_idle_ = true;
   client_.arm(worker_.config().timeouts.client_header);
   client_.stream().tls().async_handshake(
-      asio::ssl::stream_base::server,
+      TlsStream::Role::server,
       beast::bind_front_handler(&ClientSession::on_tls_handshake, shared_from_this()));
 }
 
@@ -133,13 +134,14 @@ void ClientSession::next_request() {
   const auto& timeouts = worker_.config().timeouts;
   reading_idle_ = !exchange_;  // kept only while unread bytes wait in it (see on_write)
   idle_since_ = client_.arm(first_request_ ? timeouts.client_header : timeouts.client_idle);
-  // Between requests a plain connection waits for readability holding no
-  // buffer at all (as nginx does): idle keep-alive clients cost little memory.
-  // TLS cannot: decrypted bytes may already wait inside the TLS layer. But Asio
+  // Between requests a connection waits for readability holding no buffer at
+  // all (as nginx does): idle keep-alive clients cost little memory. Not while
+  // bytes wait inside the TLS layer (a wait would not see them). But Asio
   // re-registers the socket with epoll for every such wait (one more system
   // call per request), so a client that came back quickly last time gets a
   // buffered read until it has been quiet for park_idle_after (see on_tick).
-  if (reading_idle_ && !first_request_ && !client_.is_tls() && !hot_) return do_wait_request();
+  if (reading_idle_ && !first_request_ && !client_.stream().has_buffered_input() && !hot_)
+    return do_wait_request();
   do_read_header();
 }
 
@@ -152,6 +154,7 @@ void ClientSession::park() {
 }
 
 void ClientSession::do_wait_request() {
+  client_.stream().release_idle_buffers();  // TLS: nothing is buffered (checked by the callers)
   // A block of its own size: Asio's default recycles whatever block the thread
   // freed last (often ~500 bytes from a write), and an idle wait keeps it.
   client_.tcp().async_wait(
@@ -228,8 +231,13 @@ void ClientSession::on_read_header(error_code ec, std::size_t) {
 
 // Kept apart so that the success path compares no error_code (they are not free).
 void ClientSession::on_read_header_error(error_code ec, bool parked) {
-  // The client closed between requests: the normal end of a keep-alive connection.
-  if (ec == http::error::end_of_stream) return close();
+  // The client closed between requests: the normal end of a keep-alive
+  // connection. Over TLS its close_notify gets ours before the close (RFC 8446 §6.1).
+  if (ec == http::error::end_of_stream) {
+    if (!client_.is_tls()) return close();
+    return client_.linger(worker_.config().timeouts.client_write,
+                          worker_.config().timeouts.client_header, shared_from_this());
+  }
   // The same over TLS from a client that skipped close_notify (many do).
   if (ec == asio::ssl::error::stream_truncated && !request_parser().got_some()) return close();
   // Cancelled by on_tick to park an idle connection, or by drain; nothing was in progress.
