@@ -10,8 +10,10 @@
 #   --targets LIST   comma-separated subset of upstream,figshift,figshift-log,nginx,haproxy
 #                    (default: all, in that order)
 #   --extras LIST    comma-separated subset of idle,workers,writes,syscalls,tls,streaming,
-#                    userkey, or none (default: all). streaming: 8 downloads + 4 uploads of
-#                    256 MiB at once through each proxy (scripts/bench/streaming.py);
+#                    userkey, or none (default: all). idle: RSS with 10,000 idle plain and
+#                    2,000 idle TLS 1.3 connections; tls: TLS 1.3 keep-alive, resumed
+#                    handshakes and full handshakes (tickets off). streaming: 8 downloads
+#                    + 4 uploads of 256 MiB at once through each proxy (streaming.py);
 #                    userkey = scripts/bench/user_key_cost.sh (#17: CPU per request with
 #                    user-key jwt, RS256 cached and uncached, beside basic; with valgrind
 #                    also callgrind counts)
@@ -24,7 +26,9 @@
 # Environment: FIGSHIFT_BIN (use this binary instead of building build-bench/),
 # BENCH_PROXY_CPU (0) / BENCH_LOAD_CPU (1), BENCH_PORT_BASE (18100: uses
 # base+1..+3, +5..+7, +10, +11, +20, +30 on 127.0.0.1), BENCH_CONNECTIONS (64),
-# BENCH_USERS (1000), BENCH_IDLE_CONNECTIONS (10000), BENCH_WRK_THREADS (1).
+# BENCH_USERS (1000), BENCH_IDLE_CONNECTIONS (10000), BENCH_IDLE_TLS_CONNECTIONS
+# (2000: the idle extra's TLS 1.3 clients, opened one handshake at a time),
+# BENCH_WRK_THREADS (1).
 #
 # Results: printed, saved to build-bench/bench-last.{md,json}, and (full runs)
 # written between the markers in docs/benchmarks.md. Exit status 1 when any
@@ -139,6 +143,7 @@ python3 scripts/bench/run.py \
   $( ((quick)) && echo --quick ) \
   --connections "${BENCH_CONNECTIONS:-64}" --users "${BENCH_USERS:-1000}" \
   --idle-connections "${BENCH_IDLE_CONNECTIONS:-10000}" \
+  --idle-tls-connections "${BENCH_IDLE_TLS_CONNECTIONS:-2000}" \
   --wrk-threads "${BENCH_WRK_THREADS:-1}" \
   --proxy-cpu "${BENCH_PROXY_CPU:-0}" --load-cpu "${BENCH_LOAD_CPU:-1}" \
   --port-base "${BENCH_PORT_BASE:-18100}" \

@@ -41,6 +41,9 @@ struct TrafficListener : ListenAddress {
   struct Tls {
     std::filesystem::path cert_file;  // PEM certificate chain, leaf first
     std::filesystem::path key_file;   // PEM private key
+    // false: no session tickets and no session cache, so every handshake is a
+    // full one (for measuring handshakes, or when resumption is unwanted).
+    bool session_tickets = true;
   };
   std::optional<Tls> tls;
 };

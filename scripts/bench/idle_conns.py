@@ -2,11 +2,13 @@
 """Opens COUNT keep-alive client connections to 127.0.0.1:PORT, makes one GET
 (Basic auth, rotating users and paths like load.lua) on each, reads the whole
 response, and then keeps them all open and idle. Used by scripts/bench/run.py
-to read a proxy's RSS with many idle clients.
+to read a proxy's RSS with many idle clients. With --tls each connection is
+TLS 1.3 (handshake, then the request), the certificate not checked: only the
+proxy's memory is of interest.
 
 Protocol on stdout/stdin:
   prints "READY <ok> <failed>" once every connection has had its response;
-  on "CHECK" prints "OPEN <n>": connections the server has not closed;
+  on "CHECK" prints "OPEN <n>": connections the server has not closed (hung up);
   on "CLOSE" (or EOF) closes everything with RST (no TIME_WAIT) and exits.
 The caller must raise the open-files limit above COUNT.
 """
@@ -14,6 +16,7 @@ import argparse
 import base64
 import select
 import socket
+import ssl
 import struct
 import sys
 
@@ -56,7 +59,14 @@ def main() -> int:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--count", type=int, default=10000)
     p.add_argument("--window", type=int, default=64, help="requests in flight at once")
+    p.add_argument("--tls", action="store_true", help="TLS 1.3 connections")
     a = p.parse_args()
+    tls = None
+    if a.tls:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        tls.minimum_version = ssl.TLSVersion.TLSv1_3
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
 
     socks, ok, failed = [], 0, 0
     for start in range(0, a.count, a.window):
@@ -67,6 +77,8 @@ def main() -> int:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             try:
                 s.connect(("127.0.0.1", a.port))
+                if tls:
+                    s = tls.wrap_socket(s)  # the handshake, one at a time
                 s.sendall(request(i))
                 batch.append(s)
             except OSError as e:
@@ -90,8 +102,10 @@ def main() -> int:
         if cmd == "CHECK":
             open_count = 0
             poller = select.epoll()
+            # Hang-ups only (EPOLLHUP and EPOLLERR are always reported): a TLS
+            # server may still send a record (a late session ticket) to a live one.
             for s in socks:
-                poller.register(s.fileno(), select.EPOLLIN | select.EPOLLRDHUP)
+                poller.register(s.fileno(), select.EPOLLRDHUP)
             closed = {fd for fd, _ in poller.poll(0)}
             poller.close()
             open_count = sum(1 for s in socks if s.fileno() not in closed)

@@ -13,7 +13,9 @@
 --
 -- Usage: wrk -t1 -c64 -d10s -s load.lua http://127.0.0.1:PORT -- [users] [close]
 -- With "close" every request carries Connection: close (one request per
--- connection: with https://, one TLS handshake per request).
+-- connection: with https://, one TLS handshake per request; wrk offers the
+-- previous session on each reconnect, so it is a resumption whenever the
+-- server issues session tickets).
 
 local b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 

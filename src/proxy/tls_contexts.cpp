@@ -44,6 +44,14 @@ std::unique_ptr<ssl::context> make_listener_tls_context(const TrafficListener::T
   // Client-initiated renegotiation is a cheap way to burn our CPU; compression leaks (CRIME).
   SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                   SSL_OP_CIPHER_SERVER_PREFERENCE);
+  if (!tls.session_tickets) {
+    // All three are needed for no resumption at all: with SSL_OP_NO_TICKET alone
+    // TLS 1.3 still issues (stateful) tickets backed by the session cache, and
+    // TLS 1.2 clients still resume by session ID from that cache.
+    SSL_CTX_set_options(native, SSL_OP_NO_TICKET);
+    SSL_CTX_set_num_tickets(native, 0);
+    SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_OFF);
+  }
   boost::system::error_code ec;
   context->use_certificate_chain_file(tls.cert_file.string(), ec);
   if (ec)

@@ -16,7 +16,8 @@ namespace figshift::proxy {
 // Throws ConfigError when ca_file cannot be loaded.
 std::unique_ptr<boost::asio::ssl::context> make_upstream_tls_context(const Config& config);
 
-// TLS 1.2 and 1.3 only, no renegotiation, no compression. Throws ConfigError
+// TLS 1.2 and 1.3 only, no renegotiation, no compression; with
+// tls.session_tickets false no session can be resumed. Throws ConfigError
 // naming `where` ("listen[0].tls") when a file is unreadable or the key does
 // not belong to the certificate.
 std::unique_ptr<boost::asio::ssl::context> make_listener_tls_context(

@@ -1,7 +1,8 @@
 """The optional TLS traffic listener (listen[].tls): HTTPS routed exactly like
 HTTP, TLS 1.2 and 1.3 accepted, TLS 1.0 and 1.1 refused, plain HTTP on the TLS
 port answered with a 400 and never forwarded, a stalled handshake closed at
-the header timeout, and bad certificate files refused at start-up."""
+the header timeout, bad certificate files refused at start-up, and sessions
+resumable unless listen[].tls.session_tickets is false."""
 
 import http.client
 import json
@@ -61,6 +62,21 @@ def https_request(port, ctx, method="GET", path="/", headers=None, body=None) ->
         return h.read_response(conn, method, path, headers, body)
     finally:
         conn.close()
+
+
+def request_on_session(port, ctx, session=None):
+    """One request on a new TLS connection offering `session` for resumption.
+    Returns (the connection's session, whether `session` was resumed). The
+    response is read first: a TLS 1.3 ticket arrives after the handshake, so
+    taking the session any earlier would miss it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=h.SOCKET_TIMEOUT) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost", session=session) as tls:
+            tls.sendall(b"GET /resume HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := tls.recv(65536):
+                data += chunk
+            assert data.startswith(b"HTTP/1.1 200"), data[:100]
+            return tls.session, tls.session_reused
 
 
 def metric(daemon, name) -> float:
@@ -193,6 +209,39 @@ class TlsListenerTest(h.UpstreamsMixin, h.PkiMixin, h.FigTestCase):
         self.assertEqual(metric(self.d, "figshift_client_connection_errors_total"), before)
 
 
+class TlsSessionResumptionTest(h.UpstreamsMixin, h.PkiMixin, h.FigTestCase):
+    """One daemon, two TLS listeners: session tickets by default, and none."""
+
+    def setUp(self):
+        super().setUp()
+        tls = {"cert_file": self.pki.path("good.pem"), "key_file": self.pki.path("good.key")}
+        self.d = self.daemon(self.migration_store(50), {
+            "listen": [{"address": "127.0.0.1", "port": 0, "tls": tls},
+                       {"address": "127.0.0.1", "port": 0, "tls": dict(tls, session_tickets=False)}]})
+        h.eventually(lambda: len(self.d.ports) == 2, message="both listeners logged")
+        self.default_port, self.no_tickets_port = self.d.ports
+
+    def reconnect(self, port, version):
+        """(ticket in the first connection's session, second connection resumed it)."""
+        ctx = client_context(self.pki, version)
+        first, reused = request_on_session(port, ctx)
+        self.assertFalse(reused)
+        _, reused = request_on_session(port, ctx, first)
+        return first.has_ticket, reused
+
+    def test_sessions_resume_by_default(self):
+        for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+            with self.subTest(version=version.name):
+                self.assertEqual(self.reconnect(self.default_port, version), (True, True))
+
+    def test_no_resumption_without_session_tickets(self):
+        # TLS 1.2 also covers the session cache: without a ticket, a 1.2 client
+        # offers the session ID, which only a server-side cache could resume.
+        for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+            with self.subTest(version=version.name):
+                self.assertEqual(self.reconnect(self.no_tickets_port, version), (False, False))
+
+
 class TlsListenerConfigTest(h.PkiMixin, h.FigTestCase):
     def config_path(self, tls) -> str:
         """A config with one TLS listener (written, not started)."""
@@ -233,6 +282,11 @@ class TlsListenerConfigTest(h.PkiMixin, h.FigTestCase):
         self.check_config({"cert_file": self.pki.path("good.pem")}, rc, "listen[0].tls.key_file: is required")
         self.check_config({"cert_file": self.pki.path("good.pem"), "key_file": self.pki.path("good.key"),
                            "min_version": "1.0"}, rc, "listen[0].tls.min_version: unknown key")
+
+    def test_non_boolean_session_tickets_refused(self):
+        rc = {"check-config": 1, "serve": 2}
+        self.check_config({"cert_file": self.pki.path("good.pem"), "key_file": self.pki.path("good.key"),
+                           "session_tickets": "off"}, rc, "listen[0].tls.session_tickets: must be true or false")
 
 
 if __name__ == "__main__":

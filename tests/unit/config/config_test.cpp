@@ -32,7 +32,8 @@ json full() {
   return json::parse(R"({
     "listen": [{"address": "0.0.0.0", "port": 8080},
                {"address": "::1", "port": 0,
-                "tls": {"cert_file": "tls/cert.pem", "key_file": "/keys/key.pem"}}],
+                "tls": {"cert_file": "tls/cert.pem", "key_file": "/keys/key.pem",
+                        "session_tickets": false}}],
     "admin": {"address": "127.0.0.2", "port": 9902, "token_file": "secrets/admin.token",
               "token_env": "FIGSHIFT_TOKEN"},
     "store": {"backend": "file", "path": "../var/kvs.json", "seed": "kvs.json",
@@ -80,6 +81,7 @@ TEST(ConfigParse, FullConfigSetsEveryField) {
   ASSERT_TRUE(c.listen[1].tls);
   EXPECT_EQ(c.listen[1].tls->cert_file, fs::path("/etc/figshift/tls/cert.pem"));
   EXPECT_EQ(c.listen[1].tls->key_file, fs::path("/keys/key.pem"));
+  EXPECT_FALSE(c.listen[1].tls->session_tickets);
   EXPECT_EQ(c.admin.listen.address, "127.0.0.2");
   EXPECT_EQ(c.admin.listen.port, 9902);
   EXPECT_EQ(c.admin.token_file, fs::path("/etc/figshift/secrets/admin.token"));
@@ -278,6 +280,16 @@ TEST(ConfigTls, BothFilesAreRequired) {
   EXPECT_TRUE(starts_with(error_of(j), "listen[1].tls.cert_file: is required")) << error_of(j);
 }
 
+TEST(ConfigTls, SessionTicketsAreOnByDefault) {
+  json j = full();
+  j["listen"][1]["tls"].erase("session_tickets");
+  const Config c = parse(j);
+  ASSERT_TRUE(c.listen[1].tls);
+  EXPECT_TRUE(c.listen[1].tls->session_tickets);
+  j["listen"][1]["tls"]["session_tickets"] = true;
+  EXPECT_TRUE(parse(j).listen[1].tls->session_tickets);
+}
+
 TEST(ConfigUnknownKeys, ATypoInATimeoutIsNotSilentlyIgnored) {
   json j = minimal();
   j["timeouts"] = {{"client_header_msx", 5000}};
@@ -303,6 +315,9 @@ TEST(ConfigTypes, WrongTypesAreRejectedNamingTheField) {
       {"listen[0].tls", json::json_pointer("/listen/0/tls"), true},
       {"listen[1].tls.cert_file", json::json_pointer("/listen/1/tls/cert_file"), ""},
       {"listen[1].tls.key_file", json::json_pointer("/listen/1/tls/key_file"), 1},
+      {"listen[1].tls.session_tickets", json::json_pointer("/listen/1/tls/session_tickets"), "false"},
+      {"listen[1].tls.session_tickets", json::json_pointer("/listen/1/tls/session_tickets"), 0},
+      {"listen[1].tls.session_tickets", json::json_pointer("/listen/1/tls/session_tickets"), nullptr},
       {"admin", json::json_pointer("/admin"), 9901},
       {"admin.port", json::json_pointer("/admin/port"), true},
       {"admin.token_env", json::json_pointer("/admin/token_env"), 1},
