@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "proxy/chunk_framing.hpp"
+#include "proxy/coarse_clock.hpp"
 
 namespace figshift::proxy {
 namespace {
@@ -77,7 +78,7 @@ void BodyPump::arm(ms timeout, std::chrono::steady_clock::time_point cap) {
     deadline_ = std::chrono::steady_clock::time_point::max();
     return;
   }
-  deadline_ = std::min(std::chrono::steady_clock::now() + timeout, cap);
+  deadline_ = std::min(coarse_now() + timeout, cap);
 }
 
 void BodyPump::on_tick(std::chrono::steady_clock::time_point now) {
@@ -110,10 +111,9 @@ void BodyPump::do_read() {
     received.consume(n);
     return on_read({}, n);
   }
-  spec_.source->async_read_some(asio::buffer(buffer_.get(), want),
-                                [this, owner = owner_.lock()](error_code ec, std::size_t n) {
-                                  on_read(ec, n);
-                                });
+  spec_.source->async_read_some(
+      asio::buffer(buffer_.get(), want),
+      [this, owner = owner_.lock()](error_code ec, std::size_t n) { on_read(ec, n); });
 }
 
 template <typename Parser>
@@ -147,7 +147,7 @@ void BodyPump::on_read(error_code ec, std::size_t n) {
   if (spec_.counter) *spec_.counter += n;
   if (spec_.read == Spec::Read::length) remaining_ -= n;
   if (spec_.limit > 0 && bytes_ > spec_.limit) return end(End::too_large, http::error::body_limit);
-  last_progress_ = std::chrono::steady_clock::now();
+  last_progress_ = coarse_now();
   do_write(n);
 }
 
@@ -173,7 +173,7 @@ void BodyPump::do_write(std::size_t n) {
 void BodyPump::on_write(error_code ec, std::size_t) {
   if (abandoned_) return end(End::sink_failed, ec ? ec : asio::error::operation_aborted);
   if (ec) return end(timed_out_ ? End::sink_timeout : End::sink_failed, ec);
-  last_progress_ = std::chrono::steady_clock::now();
+  last_progress_ = coarse_now();
   if (source_done()) return end(End::complete, {});
   do_read();
 }

@@ -4,6 +4,8 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/beast/core/error.hpp>
 
+#include "proxy/coarse_clock.hpp"
+
 namespace figshift::proxy {
 namespace {
 
@@ -31,7 +33,7 @@ ClientConnection::ClientConnection(TcpSocket socket, asio::ssl::context* tls,
 }
 
 ClientConnection::time_point ClientConnection::arm(std::chrono::milliseconds timeout) {
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = coarse_now();
   deadline_ = now + timeout;
   timed_out_ = false;
   return now;

@@ -76,9 +76,8 @@ void ClientSession::on_tick(std::chrono::steady_clock::time_point now) {
   upstream_.on_tick(now);
   if (request_pump_) request_pump_->on_tick(now);
   if (response_pump_) response_pump_->on_tick(now);
-  if (tunnel_ &&
-      now - std::max(request_pump_->last_progress(), response_pump_->last_progress()) >=
-          worker_.config().timeouts.tunnel_idle) {
+  if (tunnel_ && now - std::max(request_pump_->last_progress(), response_pump_->last_progress()) >=
+                     worker_.config().timeouts.tunnel_idle) {
     // Quiet both ways for tunnel_idle_ms: both pumps end, and with them the tunnel.
     client_.cancel();
     error_code ignored;
@@ -222,8 +221,9 @@ void ClientSession::on_read_header(error_code ec, std::size_t) {
   request_body_ = BodyMode::buffered;
   // Reserved before a byte of the body is read (and before a 100 Continue).
   if (!worker_.body_budget().try_take(*length, exchange().body_lease))
-    return respond_error(http::status::service_unavailable,
-                         "too many request bodies in memory (limits.buffered_body_bytes); retry later");
+    return respond_error(
+        http::status::service_unavailable,
+        "too many request bodies in memory (limits.buffered_body_bytes); retry later");
   if (beast::iequals(field_value(request, http::field::expect), "100-continue"))
     return do_continue();
   do_read_body();
@@ -290,9 +290,9 @@ void ClientSession::route() {
   const auto& request = x.request_head();
   const std::int64_t now_ms = unix_ms_now();
   const auto user_field = worker_.user_keys().user_field(request, *snapshot_, now_ms);
-  decision_ = decide(RequestHead{request.target(), field_value(request, http::field::authorization),
-                                 user_field},
-                     *snapshot_, now_ms);
+  decision_ = decide(
+      RequestHead{request.target(), field_value(request, http::field::authorization), user_field},
+      *snapshot_, now_ms);
   // The user as routed, for an access log that asks for it (copied only then:
   // the value points into the request or the reader, not the log's lifetime).
   logged_user_.clear();
@@ -344,8 +344,8 @@ void ClientSession::route() {
     framing = length ? BodyFraming::of_length(*length) : BodyFraming::chunked();
   }
   write_upstream_head(request, upstream, decision_.target, client_.ip(),
-                      client_.is_tls() ? "https" : "http", client_.trusted_peer(), framing, upgrade_,
-                      x.upstream_head);
+                      client_.is_tls() ? "https" : "http", client_.trusted_peer(), framing,
+                      upgrade_, x.upstream_head);
   UpstreamRequest::Trip trip;
   trip.upstream = &upstream;
   trip.body = body;

@@ -97,11 +97,11 @@ class Core {
 
   std::unique_ptr<char[]> in_;
   std::size_t in_begin_ = 0, in_end_ = 0;
-  std::string out_;         // ciphertext not yet handed to the socket
-  std::string sending_;     // ciphertext of the asynchronous write in flight
+  std::string out_;           // ciphertext not yet handed to the socket
+  std::string sending_;       // ciphertext of the asynchronous write in flight
   std::size_t out_sent_ = 0;  // of out_, already sent by flush_now
   bool writing_ = false;      // sending_ is in flight
-  std::string coalesced_;   // small write pieces joined into one record
+  std::string coalesced_;     // small write pieces joined into one record
 };
 
 // Plaintext taken by one write_some: big enough that a 64 KiB pump chunk is
@@ -276,7 +276,8 @@ class TlsStream {
   template <typename Signature, typename Stepper, typename Handler>
   auto run(Stepper step, Handler&& handler) {
     return boost::asio::async_compose<Handler, Signature>(
-        tls_detail::Op<Stepper>{core_.get(), std::move(step), tls_detail::OpState::start, {}}, handler, core_->socket);
+        tls_detail::Op<Stepper>{core_.get(), std::move(step), tls_detail::OpState::start, {}},
+        handler, core_->socket);
   }
 
   template <typename MutableBuffers>

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "proxy/coarse_clock.hpp"
+
 namespace figshift::proxy {
 
 UpstreamConnection::UpstreamConnection(Executor ex, asio::ssl::context* tls_context,
@@ -32,7 +34,7 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::acquire(const std::string& ori
   auto it = idle_.find(origin);
   if (it == idle_.end()) return nullptr;
   auto& list = it->second;
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = coarse_now();
   // Most recently used first: it is the least likely to have been closed by the upstream.
   while (!list.empty()) {
     auto connection = std::move(list.back());
@@ -49,12 +51,12 @@ void UpstreamPool::release(std::unique_ptr<UpstreamConnection> connection) {
   if (!connection->tcp().is_open()) return;
   auto& list = idle_[connection->origin];
   if (list.size() >= max_idle_per_origin_) return;  // dropping it closes it
-  connection->idle_since = std::chrono::steady_clock::now();
+  connection->idle_since = coarse_now();
   list.push_back(std::move(connection));
 }
 
 void UpstreamPool::sweep() {
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = coarse_now();
   for (auto& [origin, list] : idle_)
     std::erase_if(list, [&](const auto& c) { return now - c->idle_since >= idle_timeout_; });
 }

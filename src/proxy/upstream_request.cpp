@@ -1,5 +1,7 @@
 #include "proxy/upstream_request.hpp"
 
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -7,10 +9,10 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
-#include <openssl/x509v3.h>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
 
+#include "proxy/coarse_clock.hpp"
 #include "proxy/send_now.hpp"
 #include "proxy/worker.hpp"
 
@@ -51,7 +53,7 @@ auto UpstreamRequest::bind(Handler handler) {
 }
 
 void UpstreamRequest::arm(std::chrono::milliseconds timeout) {
-  deadline_ = std::chrono::steady_clock::now() + timeout;
+  deadline_ = coarse_now() + timeout;
   timed_out_ = false;
 }
 
@@ -104,13 +106,12 @@ void UpstreamRequest::do_resolve() {
   // Cancelling cannot interrupt a getaddrinfo already running on Asio's
   // resolver thread, so the deadline answers itself and the late result is
   // ignored (by generation). The timer must not keep the session alive.
-  resolution_->deadline.async_wait(
-      [this, weak = owner_, lookup](error_code timer_ec) {
-        auto owner = weak.lock();
-        if (!owner || timer_ec || resolution_->generation != lookup) return;
-        ++resolution_->generation;
-        failed(UpstreamError::connect_timeout, asio::error::timed_out);
-      });
+  resolution_->deadline.async_wait([this, weak = owner_, lookup](error_code timer_ec) {
+    auto owner = weak.lock();
+    if (!owner || timer_ec || resolution_->generation != lookup) return;
+    ++resolution_->generation;
+    failed(UpstreamError::connect_timeout, asio::error::timed_out);
+  });
   resolution_->resolver.async_resolve(
       upstream.host, std::to_string(upstream.port),
       [this, owner = owner_.lock(), lookup](error_code ec, TcpResolver::results_type results) {
@@ -180,7 +181,7 @@ void UpstreamRequest::on_write(error_code ec, std::size_t) {
     return failed(UpstreamError::reset, ec);
   }
   deadline_ = std::chrono::steady_clock::time_point::max();  // a streamed body's own, now
-  auto owner = owner_.lock();  // the caller's handler holds it too
+  auto owner = owner_.lock();                                // the caller's handler holds it too
   listener_.on_upstream_sent();
 }
 
