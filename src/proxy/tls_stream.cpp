@@ -162,6 +162,7 @@ error_code Core::input_error(error_code ec) const {
 
 std::size_t Core::take_input(char* out, std::size_t size) {
   const std::size_t n = std::min(size, in_end_ - in_begin_);
+  if (n == 0) return 0;  // in_ may not exist yet (memcpy from null is undefined even for 0)
   std::memcpy(out, in_.get() + in_begin_, n);
   in_begin_ += n;
   return n;
