@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <boost/asio/ssl/error.hpp>
+#include <cassert>
 #include <cerrno>
 #include <cstring>
 #include <new>
@@ -77,8 +78,9 @@ Core::Core(TcpSocket s, asio::ssl::context& context) : socket(std::move(s)) {
   }
   BIO_set_data(bio, this);
   SSL_set_bio(ssl, bio, bio);  // one reference, owned by the SSL from here on
-  // A write retried after WANT_READ may come from a rebuilt coalescing buffer.
-  SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // AUTO_RETRY (OpenSSL's default, made explicit): SSL_read handles
+  // post-handshake messages itself and reads on; see input_space().
+  SSL_set_mode(ssl, SSL_MODE_AUTO_RETRY);
 }
 
 Core::~Core() {
@@ -109,11 +111,13 @@ Step Core::handshake() {
 Step Core::read(asio::mutable_buffer buffer) {
   if (buffer.size() == 0) return {};
   clear_errors();
-  std::size_t bytes = 0;
-  const int r = SSL_read_ex(ssl, buffer.data(), buffer.size(), &bytes);
-  // A read may make output too (the answer to a KeyUpdate); it goes out with
-  // the op's best-effort send, else behind the next write.
-  return r == 1 ? Step{Next::done, bytes, {}} : failure(r);
+  return track([&] {
+    std::size_t bytes = 0;
+    const int r = SSL_read_ex(ssl, buffer.data(), buffer.size(), &bytes);
+    // A read may make output too (the answer to a KeyUpdate); it goes out with
+    // the op's best-effort send, else behind the next write.
+    return r == 1 ? Step{Next::done, bytes, {}} : failure(r);
+  });
 }
 
 Step Core::encrypt(const void* data, std::size_t size) {
@@ -150,6 +154,10 @@ Step Core::shutdown() {
 }
 
 asio::mutable_buffer Core::input_space() {
+  // Only asked for after OpenSSL wanted more than our BIO had: nothing unread
+  // is dropped here (AUTO_RETRY keeps OpenSSL reading past post-handshake
+  // messages instead of returning with records left in in_).
+  assert(in_begin_ == in_end_);
   if (!in_) in_ = std::make_unique<char[]>(input_bytes);
   in_begin_ = in_end_ = 0;
   return {in_.get(), input_bytes};
@@ -158,14 +166,6 @@ asio::mutable_buffer Core::input_space() {
 error_code Core::input_error(error_code ec) const {
   if (ec != asio::error::eof) return ec;
   return (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) ? ec : asio::ssl::error::stream_truncated;
-}
-
-std::size_t Core::take_input(char* out, std::size_t size) {
-  const std::size_t n = std::min(size, in_end_ - in_begin_);
-  if (n == 0) return 0;  // in_ may not exist yet (memcpy from null is undefined even for 0)
-  std::memcpy(out, in_.get() + in_begin_, n);
-  in_begin_ += n;
-  return n;
 }
 
 bool Core::flush_now(error_code& ec) {
@@ -210,14 +210,16 @@ void Core::output_written() {
 }
 
 bool Core::has_buffered_input() const {
-  return in_begin_ < in_end_ || SSL_has_pending(ssl);
+  return in_begin_ < in_end_ || partial_record_ || SSL_has_pending(ssl);
 }
 
 void Core::release_idle_buffers() {
   if (in_begin_ == in_end_) in_.reset();
   if (out_.empty()) std::string().swap(out_);
   std::string().swap(coalesced_);
-  SSL_free_buffers(ssl);  // OpenSSL's record buffers, when they hold nothing
+  // OpenSSL's record buffers, when they hold nothing. Never with part of a
+  // record inside: OpenSSL before 3.0.14 freed that too (CVE-2024-4741).
+  if (!partial_record_) SSL_free_buffers(ssl);
 }
 
 }  // namespace figshift::proxy::tls_detail

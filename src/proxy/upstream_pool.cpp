@@ -40,6 +40,9 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::acquire(const std::string& ori
     auto connection = std::move(list.back());
     list.pop_back();
     if (now - connection->idle_since >= idle_timeout_) continue;
+    // Bytes an idle connection's TLS layer already holds (a close_notify, an
+    // alert) are no answer to anything: the connection is done.
+    if (connection->stream.has_buffered_input()) continue;
     if (check_alive && !looks_alive(connection->tcp())) continue;
     return connection;
   }

@@ -1,5 +1,6 @@
 #include "proxy/upstream_request.hpp"
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
@@ -9,6 +10,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
 
@@ -142,8 +144,12 @@ void UpstreamRequest::on_connect(error_code ec, const asio::ip::tcp::endpoint&) 
   error_code ip_ec;
   asio::ip::make_address(upstream.host, ip_ec);
   // SNI carries host names only (RFC 6066 §3), never IP literals.
+  // OpenSSL's reason when it refuses a name (too long, not a host name).
+  const auto refused = [] {
+    return error_code(static_cast<int>(ERR_get_error()), asio::error::get_ssl_category());
+  };
   if (ip_ec && !SSL_set_tlsext_host_name(tls.native_handle(), upstream.host.c_str()))
-    return failed(UpstreamError::tls_failed, ec);
+    return failed(UpstreamError::tls_failed, refused());
   if (worker_.config().upstream_tls.verify) {
     // The chain against the CA store, and the name (or address) against the
     // certificate's subjectAltName, both checked by OpenSSL in the handshake.
@@ -151,7 +157,7 @@ void UpstreamRequest::on_connect(error_code ec, const asio::ip::tcp::endpoint&) 
     const int named = ip_ec ? SSL_set1_host(tls.native_handle(), upstream.host.c_str())
                             : X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(tls.native_handle()),
                                                             upstream.host.c_str());
-    if (!named) return failed(UpstreamError::tls_failed, ec);
+    if (!named) return failed(UpstreamError::tls_failed, refused());
   } else {
     SSL_set_verify(tls.native_handle(), SSL_VERIFY_NONE, nullptr);
   }

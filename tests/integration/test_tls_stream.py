@@ -1,9 +1,9 @@
 """The TLS record path (src/proxy/tls_stream.*, issue #19): idle kept-alive TLS
 connections give their buffers back, a connection that waited idle without
-them still serves its next request, requests pipelined into one TLS write (and
-so into one socket read) are all answered, records split across many TCP
-segments are reassembled, and a client that ends with close_notify is closed
-cleanly. TLS to upstreams through the same stream is covered by
+them still serves its next request, requests pipelined in separate records
+into one socket read are all answered (the later ones wait inside the TLS
+layer), records split across many TCP segments are reassembled, and both ends
+of a connection end with close_notify. TLS to upstreams through the same stream is covered by
 test_upstream_failures.py and test_streaming.py."""
 
 import os
@@ -65,6 +65,46 @@ def read_responses(tls: ssl.SSLSocket, count: int) -> list[bytes]:
     return out
 
 
+class BioExchange:
+    """A TLS client over memory BIOs: the test decides how its records reach
+    the socket (all at once, or one byte per segment)."""
+
+    def __init__(self, raw, tls, incoming, outgoing, bytewise=False):
+        self.raw, self.tls, self.incoming, self.outgoing = raw, tls, incoming, outgoing
+        self.bytewise = bytewise
+        self.data = b""
+
+    def flush(self):
+        data = self.outgoing.read()
+        if not self.bytewise:
+            self.raw.sendall(data)
+            return
+        for i in range(len(data)):
+            self.raw.sendall(data[i:i + 1])
+
+    def until(self, action):
+        while True:
+            try:
+                return action()
+            except ssl.SSLWantReadError:
+                self.flush()
+                chunk = self.raw.recv(65536)
+                if not chunk:
+                    raise AssertionError("closed by the proxy")
+                self.incoming.write(chunk)
+
+    def handshake(self):
+        self.until(self.tls.do_handshake)
+        self.flush()  # our Finished
+
+    def responses(self, count):
+        out = []
+        while len(out) < count:
+            done, self.data = split_responses(self.data + self.until(lambda: self.tls.read(65536)))
+            out += done
+        return out
+
+
 class TlsStreamTest(h.UpstreamsMixin, h.PkiMixin, h.FigTestCase):
     def setUp(self):
         super().setUp()
@@ -99,7 +139,7 @@ class TlsStreamTest(h.UpstreamsMixin, h.PkiMixin, h.FigTestCase):
             tls.sendall(request_bytes("/orders/%d" % i))
             self.assert_b1(read_responses(tls, 1)[0], "/v2/orders/%d" % i)
             conns.append(tls)
-        time.sleep(1.5)  # past park_idle_after: every connection waits without buffers
+        time.sleep(0.5)  # each parks after its first response (it was not hot): no buffers
         per_connection = (rss_kb(self.d.proc.pid) - before) * 1024 / IDLE_CONNECTIONS
         # Asio's ssl::stream held ~72 KiB per connection (a BIO pair and two
         # 17 KiB record buffers); the SSL object and the session are ~15 KiB.
@@ -116,18 +156,25 @@ class TlsStreamTest(h.UpstreamsMixin, h.PkiMixin, h.FigTestCase):
             self.assert_b1(read_responses(tls, 1)[0], "/v2/orders/%d" % i)
             time.sleep(1.3)  # parked between requests: buffers given back, then a wait
 
-    def test_pipelined_requests_in_one_record_all_answered(self):
-        tls = self.connect()
-        # One TLS write: one record, one socket read on the proxy's side; the
-        # second and third requests wait decrypted while the first is proxied.
-        tls.sendall(b"".join(request_bytes("/orders/p%d" % i) for i in range(3)))
-        for i, response in enumerate(read_responses(tls, 3)):
-            self.assert_b1(response, "/v2/orders/p%d" % i)
-        # and again after the connection went idle in between
-        time.sleep(1.3)
-        tls.sendall(request_bytes("/orders/p3") + request_bytes("/orders/p4"))
-        for i, response in enumerate(read_responses(tls, 2)):
-            self.assert_b1(response, "/v2/orders/p%d" % (i + 3))
+    def test_pipelined_requests_in_separate_records_all_answered(self):
+        # Three requests, each its own TLS record, all in one TCP send to a
+        # connection that is not hot: the proxy's first socket read takes all
+        # three records, its first TLS read decrypts only the first. The other
+        # two wait inside the TLS layer, where a wait for socket readability
+        # would not see them (has_buffered_input): they must still be answered.
+        raw = socket.create_connection(("127.0.0.1", self.port), timeout=h.SOCKET_TIMEOUT)
+        self.addCleanup(raw.close)
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = self.ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+        exchange = BioExchange(raw, tls, incoming, outgoing)
+        exchange.handshake()
+        for round_no in range(2):
+            for i in range(3):
+                tls.write(request_bytes("/orders/r%dp%d" % (round_no, i)))
+            exchange.flush()
+            for i, response in enumerate(exchange.responses(3)):
+                self.assert_b1(response, "/v2/orders/r%dp%d" % (round_no, i))
+            time.sleep(1.3)  # idle past park_idle_after between the rounds
 
     def test_records_split_into_single_bytes(self):
         # A memory BIO pair lets the client's records arrive in any pieces; so
@@ -138,31 +185,11 @@ class TlsStreamTest(h.UpstreamsMixin, h.PkiMixin, h.FigTestCase):
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         tls = self.ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
-
-        def send_all_bytewise():
-            data = outgoing.read()
-            for i in range(len(data)):
-                raw.sendall(data[i:i + 1])
-
-        def pump_until(action):
-            while True:
-                try:
-                    return action()
-                except ssl.SSLWantReadError:
-                    send_all_bytewise()
-                    chunk = raw.recv(65536)
-                    if not chunk:
-                        raise AssertionError("closed by the proxy")
-                    incoming.write(chunk)
-
-        pump_until(tls.do_handshake)
-        send_all_bytewise()
+        exchange = BioExchange(raw, tls, incoming, outgoing, bytewise=True)
+        exchange.handshake()
         tls.write(request_bytes("/orders/bytewise"))
-        send_all_bytewise()
-        data, done = b"", []
-        while not done:
-            done, data = split_responses(data + pump_until(lambda: tls.read(65536)))
-        self.assert_b1(done[0], "/v2/orders/bytewise")
+        exchange.flush()
+        self.assert_b1(exchange.responses(1)[0], "/v2/orders/bytewise")
 
     def test_close_notify_from_client_ends_the_connection(self):
         tls = self.connect()
@@ -172,7 +199,10 @@ class TlsStreamTest(h.UpstreamsMixin, h.PkiMixin, h.FigTestCase):
         self.assertEqual(raw.recv(1), b"", "the proxy must close after the client's close_notify")
 
     def test_connection_close_ends_with_close_notify(self):
-        tls = self.connect()
+        raw = socket.create_connection(("127.0.0.1", self.port), timeout=h.SOCKET_TIMEOUT)
+        # A bare TCP close must raise here, not read as EOF.
+        tls = self.ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
+        self.addCleanup(tls.close)
         tls.sendall(request_bytes("/orders/1", close=True))
         self.assert_b1(read_responses(tls, 1)[0], "/v2/orders/1")
         # A clean TLS end: the proxy's close_notify reads as EOF (b""), not an

@@ -60,6 +60,14 @@ class UpstreamTlsTest(h.PkiMixin, UpstreamCase):
         d = self.daemon(self.store(b1.url("127.0.0.1")), config=self.tls_config())
         self.assertRoutedTo(d.get("/orders/1", user=MIGRATED), "B1", "/v2/orders/1")
 
+    def test_ip_address_not_in_certificate_is_502(self):
+        # By IP the address is what is checked: a certificate (from the trusted
+        # CA) naming only another host must not pass for 127.0.0.1.
+        b1 = self.upstream("B1", self.pki.server_context("wrong"))
+        d = self.daemon(self.store(b1.url("127.0.0.1")), config=self.tls_config())
+        self.assertProxyError(d.get("/orders/1", user=MIGRATED), 502, "certificate without this IP")
+        self.assertEqual(b1.requests, [], "no request may be sent over an unverified connection")
+
     def test_wrong_host_name_certificate_is_502(self):
         b1 = self.upstream("B1", self.pki.server_context("wrong"), dual_stack=True)
         d = self.daemon(self.store(b1.url("localhost")), config=self.tls_config())
