@@ -44,8 +44,7 @@ constexpr std::string_view continue_100 = "HTTP/1.1 100 Continue\r\n\r\n";
 ClientSession::ClientSession(Worker& worker, TcpSocket socket, asio::ssl::context* tls)
     : worker_(worker),
       id_(worker.next_connection_id()),
-      client_(std::move(socket), tls, worker.config().trusted_proxies),
-      upstream_(worker, *this, id_) {
+      client_(std::move(socket), tls, worker.config().trusted_proxies) {
   worker_.add_session(*this);
 }
 
@@ -73,7 +72,7 @@ void ClientSession::on_tick(std::chrono::steady_clock::time_point now) {
     parking_ = true;
     client_.cancel();
   }
-  upstream_.on_tick(now);
+  if (routing_) routing_->upstream.on_tick(now);
   if (request_pump_) request_pump_->on_tick(now);
   if (response_pump_) response_pump_->on_tick(now);
   if (tunnel_ && now - std::max(request_pump_->last_progress(), response_pump_->last_progress()) >=
@@ -81,7 +80,8 @@ void ClientSession::on_tick(std::chrono::steady_clock::time_point now) {
     // Quiet both ways for tunnel_idle_ms: both pumps end, and with them the tunnel.
     client_.cancel();
     error_code ignored;
-    if (upstream_.connected()) upstream_.connection().tcp().cancel(ignored);
+    if (routing_ && routing_->upstream.connected())
+      routing_->upstream.connection().tcp().cancel(ignored);
   }
   client_.on_tick(now);
 }
@@ -154,6 +154,9 @@ void ClientSession::park() {
 
 void ClientSession::do_wait_request() {
   client_.stream().release_idle_buffers();  // TLS: nothing is buffered (checked by the callers)
+  // Idle: no request is routed, its upstream connection is pooled or closed,
+  // and none of the upstream request's operations is pending.
+  if (routing_ && !routing_->upstream.connected()) routing_.reset();
   // A block of its own size: Asio's default recycles whatever block the thread
   // freed last (often ~500 bytes from a write), and an idle wait keeps it.
   client_.tcp().async_wait(
@@ -285,29 +288,33 @@ void ClientSession::on_read_body(error_code ec, std::size_t) {
 }
 
 void ClientSession::route() {
-  snapshot_ = worker_.snapshot();
+  if (!routing_)  // (the cast here: the Listener base is private)
+    routing_ =
+        std::make_unique<Routing>(worker_, static_cast<UpstreamRequest::Listener&>(*this), id_);
+  routing_->snapshot = worker_.snapshot();
   auto& x = exchange();
   const auto& request = x.request_head();
   const std::int64_t now_ms = unix_ms_now();
-  const auto user_field = worker_.user_keys().user_field(request, *snapshot_, now_ms);
-  decision_ = decide(
+  const auto user_field = worker_.user_keys().user_field(request, *routing_->snapshot, now_ms);
+  routing_->decision = decide(
       RequestHead{request.target(), field_value(request, http::field::authorization), user_field},
-      *snapshot_, now_ms);
+      *routing_->snapshot, now_ms);
   // The user as routed, for an access log that asks for it (copied only then:
   // the value points into the request or the reader, not the log's lifetime).
-  logged_user_.clear();
-  if (user_field && worker_.config().access_log.include_username) logged_user_ = *user_field;
+  routing_->logged_user.clear();
+  if (user_field && worker_.config().access_log.include_username)
+    routing_->logged_user = *user_field;
   routed_ = true;
   // std::map nodes never move: look the counters up once per request, not per use.
-  upstream_stats_ = &worker_.stats().upstreams[decision_.upstream->name];
-  worker_.record_user(decision_, now_ms);
+  routing_->upstream_stats = &worker_.stats().upstreams[routing_->decision.upstream->name];
+  worker_.record_user(routing_->decision, now_ms);
   client_.disarm();  // the upstream side has its own deadlines
-  const Upstream& upstream = *decision_.upstream;
+  const Upstream& upstream = *routing_->decision.upstream;
 
-  if (snapshot_->mode == Mode::redirect) {
+  if (routing_->snapshot->mode == Mode::redirect) {
     Response res{http::status::found, client_version_};
     res.set(http::field::location, std::string(upstream.tls ? "https://" : "http://") +
-                                       upstream.host_header + decision_.target);
+                                       upstream.host_header + routing_->decision.target);
     res.set(http::field::cache_control, "no-store");
     // An unread streamed body ends the connection (the lingering close drains it).
     const bool keep_alive =
@@ -343,7 +350,7 @@ void ClientSession::route() {
     const auto length = request_parser().content_length();
     framing = length ? BodyFraming::of_length(*length) : BodyFraming::chunked();
   }
-  write_upstream_head(request, upstream, decision_.target, client_.ip(),
+  write_upstream_head(request, upstream, routing_->decision.target, client_.ip(),
                       client_.is_tls() ? "https" : "http", client_.trusted_peer(), framing,
                       upgrade_, x.upstream_head);
   UpstreamRequest::Trip trip;
@@ -353,7 +360,7 @@ void ClientSession::route() {
   trip.retryable = safe_to_repeat && request_body_ != BodyMode::streamed;
   trip.head_request = head_request_;
   trip.upgrade = upgrade_;
-  upstream_.start(trip, x, shared_from_this());
+  routing_->upstream.start(trip, x, shared_from_this());
 }
 
 }  // namespace figshift::proxy

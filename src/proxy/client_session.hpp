@@ -112,20 +112,28 @@ class ClientSession : public std::enable_shared_from_this<ClientSession>,
   std::chrono::steady_clock::time_point idle_since_;  // when the last request began waiting
   ClientConnection client_;
 
-  // Per request: the snapshot it was routed with stays alive until the response is written.
-  std::shared_ptr<const Snapshot> snapshot_;
-  Decision decision_;
-  UpstreamStats* upstream_stats_ = nullptr;  // this request's upstream's counters
+  // What a routed request needs: made for a connection's first, kept while it
+  // is hot, given back when it parks, so that an idle connection's session
+  // holds none of it (~230 bytes of the ~900 an idle connection cost).
+  struct Routing {
+    Routing(Worker& worker, UpstreamRequest::Listener& listener, std::uint64_t connection_id)
+        : upstream(worker, listener, connection_id) {}
+    // The snapshot the request was routed with stays alive until the response is written.
+    std::shared_ptr<const Snapshot> snapshot;
+    Decision decision;
+    UpstreamStats* upstream_stats = nullptr;  // this request's upstream's counters
+    // user-key header, cookie or token claim the request was routed by, kept only
+    // with access_log.include_username (Basic usernames are decoded at log time).
+    std::string logged_user;
+    UpstreamRequest upstream;
+  };
+  std::unique_ptr<Routing> routing_;  // set whenever routed_ is
   std::chrono::steady_clock::time_point request_started_;
-  UpstreamRequest upstream_;
   // Made on a connection's first streamed body or tunnel, kept for its next ones.
   std::unique_ptr<BodyPump> request_pump_;   // client to upstream
   std::unique_ptr<BodyPump> response_pump_;  // upstream to client
   std::unique_ptr<Exchange> exchange_;       // while a request is in flight; see exchange()
   std::uint64_t response_bytes_ = 0;         // body bytes of the response, for the access log
-  // user-key header, cookie or token claim the request was routed by, kept only
-  // with access_log.include_username (Basic usernames are decoded at log time).
-  std::string logged_user_;
   unsigned response_status_ = 0;
   unsigned client_version_ = 11;
   BodyMode request_body_ = BodyMode::none;

@@ -51,7 +51,8 @@ static std::size_t chunk_line_bound(std::uint32_t header_bytes) {
 
 BodyPump& ClientSession::pump(std::unique_ptr<BodyPump>& slot) {
   BodyPump::Listener& listener = *this;  // a private base: converted here, where it is visible
-  if (!slot) slot = std::make_unique<BodyPump>(listener, worker_.config().limits.stream_buffer_bytes);
+  if (!slot)
+    slot = std::make_unique<BodyPump>(listener, worker_.config().limits.stream_buffer_bytes);
   return *slot;
 }
 
@@ -64,7 +65,7 @@ void ClientSession::on_pump_end(BodyPump& pump, BodyPump::End end, error_code ec
 // --- the request body ---------------------------------------------------------
 
 void ClientSession::on_upstream_sent() {
-  if (request_body_ != BodyMode::streamed) return upstream_.read_head(shared_from_this());
+  if (request_body_ != BodyMode::streamed) return routing_->upstream.read_head(shared_from_this());
   // The client waits for a 100 before it sends the body: it gets one now that
   // the upstream is there to take it.
   if (beast::iequals(field_value(exchange().request_head(), http::field::expect), "100-continue"))
@@ -79,7 +80,7 @@ void ClientSession::start_request_pump() {
   BodyPump::Spec spec;
   spec.source = &client_.stream();
   spec.source_buffer = &x.read_buffer;
-  spec.sink = &upstream_.connection().stream;
+  spec.sink = &routing_->upstream.connection().stream;
   if (const auto length = request_parser().content_length()) {
     spec.read = BodyPump::Spec::Read::length;
     spec.length = *length;
@@ -98,16 +99,17 @@ void ClientSession::start_request_pump() {
 
 void ClientSession::on_request_pump_end(BodyPump::End end, error_code ec) {
   using End = BodyPump::End;
-  if (end == End::complete) return upstream_.read_head(shared_from_this());
+  if (end == End::complete) return routing_->upstream.read_head(shared_from_this());
   // Whatever broke, the upstream never gets the rest: it sees an incomplete
   // request (no last chunk, fewer bytes than announced) and a closed connection.
-  upstream_.abandon();
+  routing_->upstream.abandon();
   keep_alive_ = false;
   switch (end) {
     case End::too_large:
       return respond_error(http::status::payload_too_large, "request body too large");
     case End::source_failed:
-      if (is_http_error(ec)) return respond_error(http::status::bad_request, "malformed request body");
+      if (is_http_error(ec))
+        return respond_error(http::status::bad_request, "malformed request body");
       return fail(ec, "read request body");
     case End::source_closed:   // the client went away mid-body
     case End::source_timeout:  // too slow a body: as when read whole
@@ -126,11 +128,11 @@ void ClientSession::on_request_pump_end(BodyPump::End end, error_code ec) {
 void ClientSession::on_upstream_head() {
   auto& x = exchange();
   auto& parser = *x.upstream_parser;
-  upstream_stats_->latency.observe(seconds_since(upstream_.started()));
+  routing_->upstream_stats->latency.observe(seconds_since(routing_->upstream.started()));
   if (parser.get().result_int() == 101) return start_tunnel();  // only ever to an upgrade
   const auto length = parser.content_length();
   if (parser.is_done() || (length && *length <= worker_.config().limits.buffer_response_bytes))
-    return upstream_.read_body(shared_from_this());
+    return routing_->upstream.read_body(shared_from_this());
   stream_response();
 }
 
@@ -138,24 +140,26 @@ void ClientSession::on_upstream_body() {
   auto& x = exchange();
   auto& parser = *x.upstream_parser;
   // Reusable only when the response ended by its framing and nothing extra followed it.
-  upstream_.finish(parser.keep_alive() && upstream_.connection().buffer.size() == 0);
+  routing_->upstream.finish(parser.keep_alive() &&
+                            routing_->upstream.connection().buffer.size() == 0);
   x.response = &parser.get();
   const bool keep_alive = keep_alive_ && !worker_.draining();
   write_client_head(parser.get(), head_request_, client_version_, keep_alive,
                     BodyFraming::of_length(parser.get().body().size()),
-                    worker_.config().debug_header, decision_.upstream->name, x.response_head);
+                    worker_.config().debug_header, routing_->decision.upstream->name,
+                    x.response_head);
   do_write_prepared(keep_alive);
 }
 
 void ClientSession::on_upstream_failed(UpstreamError error, error_code) {
-  auto& stats = *upstream_stats_;
+  auto& stats = *routing_->upstream_stats;
   ++stats.errors[static_cast<std::size_t>(error_kind(error))];
-  stats.latency.observe(seconds_since(upstream_.started()));
+  stats.latency.observe(seconds_since(routing_->upstream.started()));
   // A streamed body not read to its end leaves the connection unusable.
   const bool keep_alive = keep_alive_ && !worker_.draining() && request_body_ != BodyMode::streamed;
   auto response = json_error(status_for(error), describe(error), client_version_, keep_alive);
   if (!worker_.config().debug_header.empty())
-    response.set(worker_.config().debug_header, decision_.upstream->name);
+    response.set(worker_.config().debug_header, routing_->decision.upstream->name);
   if (head_request_) response.body().clear();  // keeps Content-Length, as HEAD must
   do_write(std::move(response));
 }
@@ -165,8 +169,8 @@ void ClientSession::stream_response() {
   auto& parser = *x.upstream_parser;
   const auto& limits = worker_.config().limits;
   BodyPump::Spec spec;
-  spec.source = &upstream_.connection().stream;
-  spec.source_buffer = &upstream_.connection().buffer;
+  spec.source = &routing_->upstream.connection().stream;
+  spec.source_buffer = &routing_->upstream.connection().buffer;
   spec.sink = &client_.stream();
   spec.read_timeout = worker_.config().timeouts.upstream_response;
   spec.write_timeout = worker_.config().timeouts.client_write;
@@ -188,17 +192,19 @@ void ClientSession::stream_response() {
     framing = spec.chunked_output ? BodyFraming::chunked()
                                   : BodyFraming{BodyFraming::Kind::until_close, 0};
   }
-  const bool keep_alive = keep_alive_ && !worker_.draining() &&
-                          framing.kind != BodyFraming::Kind::until_close;
+  const bool keep_alive =
+      keep_alive_ && !worker_.draining() && framing.kind != BodyFraming::Kind::until_close;
   write_client_head(parser.get(), head_request_, client_version_, keep_alive, framing,
-                    worker_.config().debug_header, decision_.upstream->name, x.response_head);
+                    worker_.config().debug_header, routing_->decision.upstream->name,
+                    x.response_head);
   close_after_write_ = !keep_alive;
   count_response(parser.get().result_int());
   ++worker_.stats().streamed_responses;
   if (spec.read == BodyPump::Spec::Read::chunked) {
     spec.response_parser = &x.stream_upstream_body();
-    if (limits.response_body_bytes > 0) spec.response_parser->body_limit(limits.response_body_bytes);
-    upstream_.connection().buffer.max_size(
+    if (limits.response_body_bytes > 0)
+      spec.response_parser->body_limit(limits.response_body_bytes);
+    routing_->upstream.connection().buffer.max_size(
         chunk_line_bound(std::max<std::uint32_t>(limits.header_bytes, 60 * 1024)));
   }
   spec.prefix = asio::buffer(x.response_head);
@@ -214,10 +220,10 @@ void ClientSession::on_response_pump_end(BodyPump::End end, error_code ec) {
     // false for one the close ends), with nothing behind it.
     const bool keep_alive = x.upstream_body_parser ? x.upstream_body_parser->keep_alive()
                                                    : x.upstream_parser->keep_alive();
-    upstream_.finish(keep_alive && upstream_.connection().buffer.size() == 0);
+    routing_->upstream.finish(keep_alive && routing_->upstream.connection().buffer.size() == 0);
     return end_exchange();
   }
-  upstream_.abandon();
+  routing_->upstream.abandon();
   switch (end) {
     case End::sink_failed:
     case End::sink_timeout:
@@ -226,8 +232,8 @@ void ClientSession::on_response_pump_end(BodyPump::End end, error_code ec) {
       // The upstream failed mid-body: the client's connection is closed short of
       // the body's framing (fewer bytes than its length, no last chunk), so it
       // can tell; a truncated body is never passed off as complete.
-      auto& stats = *upstream_stats_;
-      const auto kind = end == End::source_timeout ? UpstreamErrorKind::timeout
+      auto& stats = *routing_->upstream_stats;
+      const auto kind = end == End::source_timeout  ? UpstreamErrorKind::timeout
                         : end == End::source_closed ? UpstreamErrorKind::reset
                                                     : UpstreamErrorKind::bad_response;
       ++stats.errors[static_cast<std::size_t>(kind)];
@@ -246,8 +252,9 @@ void ClientSession::start_tunnel() {
   tunnel_ = true;
   count_response(101);
   write_client_head(x.upstream_parser->get(), false, client_version_, true, {},
-                    worker_.config().debug_header, decision_.upstream->name, x.response_head);
-  auto& upstream = upstream_.connection();
+                    worker_.config().debug_header, routing_->decision.upstream->name,
+                    x.response_head);
+  auto& upstream = routing_->upstream.connection();
   // Bytes either side sent behind the handshake (already in a buffer) go first.
   BodyPump::Spec to_client;
   to_client.source = &upstream.stream;
@@ -275,7 +282,7 @@ void ClientSession::on_tunnel_end(BodyPump& pump, BodyPump::End end) {
       // pass its end on as ours, and let the other direction run until it
       // ends too (a WebSocket server still sends its Close; tunnel_idle_ms
       // bounds the wait).
-      (to_upstream ? upstream_.connection().tcp() : client_.tcp())
+      (to_upstream ? routing_->upstream.connection().tcp() : client_.tcp())
           .shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
       return;
     }
@@ -283,7 +290,7 @@ void ClientSession::on_tunnel_end(BodyPump& pump, BodyPump::End end) {
     // now. The other pump is stopped even if its last operation succeeded.
     other.abandon();
     client_.cancel();
-    upstream_.connection().tcp().cancel(ignored);
+    routing_->upstream.connection().tcp().cancel(ignored);
     return;
   }
   tunnel_ = false;

@@ -39,8 +39,8 @@ void ClientSession::write_access_log(AccessLogBuffer& log) {
     if (routed_ && worker_.config().access_log.include_username) {
       // The user the request was routed by: the user-key value (#17), or the
       // Basic username; never a token or a password.
-      if (snapshot_ && snapshot_->user_key.kind != UserKey::Kind::basic) {
-        if (!logged_user_.empty()) username = logged_user_;
+      if (routing_->snapshot && routing_->snapshot->user_key.kind != UserKey::Kind::basic) {
+        if (!routing_->logged_user.empty()) username = routing_->logged_user;
       } else {
         username = basic_auth_username(field_value(request, http::field::authorization));
       }
@@ -49,9 +49,9 @@ void ClientSession::write_access_log(AccessLogBuffer& log) {
   // Status 0: the connection ended before a response began (see close()).
   record.status = response_status_;
   if (routed_) {
-    record.upstream = decision_.upstream->name;
-    record.group = decision_.group == Group::migrated ? "new" : "legacy";
-    record.bucket = decision_.bucket;
+    record.upstream = routing_->decision.upstream->name;
+    record.group = routing_->decision.group == Group::migrated ? "new" : "legacy";
+    record.bucket = routing_->decision.bucket;
   }
   if (username) record.username = *username;
   record.latency_ms =
@@ -73,7 +73,8 @@ void ClientSession::count_response(unsigned status) {
   response_status_ = status;
   if (!routed_) return;
   const auto status_class = std::clamp(status / 100, 1u, 5u);
-  ++upstream_stats_->responses[decision_.group == Group::migrated ? 1 : 0][status_class - 1];
+  ++routing_->upstream_stats
+        ->responses[routing_->decision.group == Group::migrated ? 1 : 0][status_class - 1];
 }
 
 void ClientSession::do_write_prepared(bool keep_alive) {
@@ -100,7 +101,7 @@ void ClientSession::end_exchange() {
   routed_ = false;
   response_status_ = 0;
   response_bytes_ = 0;
-  snapshot_.reset();
+  if (routing_) routing_->snapshot.reset();
   // Bytes of a pipelined request stay with this session, in its buffer.
   if (exchange_->read_buffer.size() == 0)
     worker_.exchanges().give(std::move(exchange_));
@@ -125,7 +126,7 @@ void ClientSession::close() {
     if (auto* log = worker_.access_log()) write_access_log(*log);
     routed_ = false;
   }
-  upstream_.abandon();
+  if (routing_) routing_->upstream.abandon();
   client_.close();
 }
 
