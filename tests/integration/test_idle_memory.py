@@ -13,7 +13,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
-from test_tls_stream import MIGRATED, read_responses, request_bytes, split_responses  # noqa: E402
+from test_tls_stream import (assert_b1, connect_tls, read_responses, request_bytes,  # noqa: E402
+                             split_responses)
 
 PLAIN_CONNECTIONS = 2000
 TLS_CONNECTIONS = 300
@@ -56,14 +57,10 @@ class IdleMemoryTest(h.UpstreamsMixin, h.PkiMixin, h.FigTestCase):
         return sock
 
     def connect_tls(self):
-        raw = socket.create_connection(("127.0.0.1", self.tls_port), timeout=h.SOCKET_TIMEOUT)
-        tls = self.ctx.wrap_socket(raw, server_hostname="localhost")
-        self.addCleanup(tls.close)
-        return tls
+        return connect_tls(self, self.tls_port, self.ctx)
 
     def assert_b1(self, response: bytes, path: str):
-        self.assertTrue(response.startswith(b"HTTP/1.1 200 "), response[:200])
-        self.assertIn(('"path": "%s"' % path).encode(), response.replace(b'":"', b'": "'))
+        assert_b1(self, response, path)
 
     def per_idle_connection(self, connect, send, read, count) -> tuple[float, list]:
         # Warm-up: the allocator's arenas and the worker's pools exist before the baseline.

@@ -53,6 +53,19 @@ def read_responses(tls: ssl.SSLSocket, count: int) -> list[bytes]:
     return out
 
 
+def connect_tls(test: unittest.TestCase, port: int, ctx: ssl.SSLContext) -> ssl.SSLSocket:
+    raw = socket.create_connection(("127.0.0.1", port), timeout=h.SOCKET_TIMEOUT)
+    tls = ctx.wrap_socket(raw, server_hostname="localhost")
+    test.addCleanup(tls.close)
+    return tls
+
+
+def assert_b1(test: unittest.TestCase, response: bytes, path: str):
+    """A 200 from the test upstream B1, which saw `path`."""
+    test.assertTrue(response.startswith(b"HTTP/1.1 200 "), response[:200])
+    test.assertIn(('"path": "%s"' % path).encode(), response.replace(b'":"', b'": "'))
+
+
 class BioExchange:
     """A TLS client over memory BIOs: the test decides how its records reach
     the socket (all at once, or one byte per segment)."""
@@ -105,14 +118,10 @@ class TlsStreamTest(h.UpstreamsMixin, h.PkiMixin, h.FigTestCase):
         self.ctx = self.pki.client_context()
 
     def connect(self) -> ssl.SSLSocket:
-        raw = socket.create_connection(("127.0.0.1", self.port), timeout=h.SOCKET_TIMEOUT)
-        tls = self.ctx.wrap_socket(raw, server_hostname="localhost")
-        self.addCleanup(tls.close)
-        return tls
+        return connect_tls(self, self.port, self.ctx)
 
     def assert_b1(self, response: bytes, path: str):
-        self.assertTrue(response.startswith(b"HTTP/1.1 200 "), response[:200])
-        self.assertIn(('"path": "%s"' % path).encode(), response.replace(b'":"', b'": "'))
+        assert_b1(self, response, path)
 
     def test_request_after_an_idle_wait_without_buffers(self):
         tls = self.connect()
