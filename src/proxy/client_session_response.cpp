@@ -84,9 +84,9 @@ void ClientSession::do_write_prepared(bool keep_alive) {
   close_after_write_ = !keep_alive;
   client_.arm(worker_.config().timeouts.client_write);
   HeadAndBody wire(x.response_head, x.response->body());
-  if (error_code ec; !client_.is_tls() && send_now(client_.tcp(), wire, ec)) return on_write(ec, 0);
-  asio::async_write(client_.stream(), wire,
-                    beast::bind_front_handler(&ClientSession::on_write, shared_from_this()));
+  if (error_code ec; send_now(client_.stream(), wire, ec)) return on_write(ec, 0);
+  send_rest(client_.stream(), wire,
+            beast::bind_front_handler(&ClientSession::on_write, shared_from_this()));
 }
 
 void ClientSession::on_write(error_code ec, std::size_t) {

@@ -1,5 +1,5 @@
 #pragma once
-// Sends what a plain TCP socket takes right away, without an asynchronous
+// Sends what a socket takes right away, without an asynchronous
 // operation: a proxied head and a small body nearly always fit the socket
 // buffer, and the async path costs an operation, a completion posted through
 // the scheduler and a composed write per message. The socket must be in
@@ -7,7 +7,9 @@
 // Thread-safety: none; the caller's socket.
 
 #include <boost/asio/error.hpp>
+#include <boost/asio/write.hpp>
 
+#include "proxy/byte_stream.hpp"
 #include "proxy/http_rewrite.hpp"
 #include "proxy/io_types.hpp"
 
@@ -27,6 +29,22 @@ inline bool send_now(TcpSocket& socket, HeadAndBody& wire, boost::system::error_
   if (sent == total) return true;
   wire.consume(sent);
   return false;
+}
+
+// The same for either kind of stream: over TLS the bytes are encrypted into
+// one record (or a few) and sent at once. False: call send_rest().
+inline bool send_now(ByteStream& stream, HeadAndBody& wire, boost::system::error_code& ec) {
+  if (stream.is_tls()) return stream.tls().write_now(wire, ec);
+  return send_now(stream.tcp(), wire, ec);
+}
+
+// What send_now() left, asynchronously: the rest of `wire`, or over TLS the
+// ciphertext still waiting when all of `wire` was encrypted.
+template <typename Handler>
+void send_rest(ByteStream& stream, const HeadAndBody& wire, Handler&& handler) {
+  if (wire.size() == 0 && stream.is_tls())
+    return stream.tls().async_flush(std::forward<Handler>(handler));
+  boost::asio::async_write(stream, wire, std::forward<Handler>(handler));
 }
 
 }  // namespace figshift::proxy

@@ -89,6 +89,7 @@ class Core {
 
   bool has_buffered_input() const;
   void release_idle_buffers();
+  bool writing() const { return writing_; }
 
   // The BIO's side.
   std::size_t take_input(char* out, std::size_t size) {
@@ -293,6 +294,30 @@ class TlsStream {
   auto async_write_some(const ConstBuffers& buffers, Handler&& handler) {
     return run<void(error_code, std::size_t)>(tls_detail::WriteStep<ConstBuffers>{buffers},
                                               std::forward<Handler>(handler));
+  }
+
+  // The synchronous fast path of a write (see send_now.hpp): encrypts what
+  // write_some would take of `wire` (consumed by that much) and sends what the
+  // socket takes now. True: done (all of it sent, or `ec` failed). False: the
+  // rest goes asynchronously: async_write of what is left of `wire`, or
+  // async_flush() when nothing is left of it but ciphertext still waits.
+  template <typename Wire>
+  bool write_now(Wire& wire, error_code& ec) {
+    if (core_->writing()) return false;  // behind a write in flight: keep the order
+    const tls_detail::Step step = core_->write(wire);
+    if (step.next == tls_detail::Next::failed) {
+      ec = step.ec;
+      return true;
+    }
+    wire.consume(step.bytes);
+    const bool sent = core_->flush_now(ec);
+    return ec || (sent && wire.size() == 0);
+  }
+
+  // Sends the ciphertext that write_now() left; completes as a write of 0 bytes.
+  template <typename Handler>
+  auto async_flush(Handler&& handler) {
+    return async_write_some(boost::asio::const_buffer(), std::forward<Handler>(handler));
   }
 
   // Sends close_notify and reads until the peer's (or EOF, or an error).

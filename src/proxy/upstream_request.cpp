@@ -174,9 +174,8 @@ void UpstreamRequest::on_handshake(error_code ec) {
 void UpstreamRequest::do_write() {
   arm(worker_.config().timeouts.upstream_response);  // the write and the response head
   HeadAndBody wire(exchange_->upstream_head, trip_.body);
-  if (error_code ec; !connection_->is_tls() && send_now(connection_->tcp(), wire, ec))
-    return on_write(ec, 0);
-  asio::async_write(connection_->stream, wire, bind(&UpstreamRequest::on_write));
+  if (error_code ec; send_now(connection_->stream, wire, ec)) return on_write(ec, 0);
+  send_rest(connection_->stream, wire, bind(&UpstreamRequest::on_write));
 }
 
 void UpstreamRequest::on_write(error_code ec, std::size_t) {

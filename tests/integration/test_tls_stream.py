@@ -165,6 +165,35 @@ class TlsStreamTest(h.UpstreamsMixin, h.PkiMixin, h.FigTestCase):
         exchange.flush()
         self.assert_b1(exchange.responses(1)[0], "/v2/orders/bytewise")
 
+    def test_responses_larger_than_the_socket_takes_at_once(self):
+        # Responses read whole (buffer_response_bytes raised to 4 MiB) go out
+        # by the synchronous fast path, 64 KiB of plaintext at a time. A client
+        # that pipelines a 3 MB response and a small one, then waits before it
+        # reads, fills the socket (~1.3 MB on loopback): the rest of the big
+        # one follows asynchronously, behind the ciphertext already waiting,
+        # and the small one after it. (Ciphertext left alone by the fast path
+        # is unit-tested in tests/unit/proxy/tls_stream_test.cpp, where the
+        # send buffer can be made small.)
+        tls_files = {"cert_file": self.pki.path("good.pem"), "key_file": self.pki.path("good.key")}
+        d = self.daemon(self.migration_store(50), {
+            "listen": [{"address": "127.0.0.1", "port": 0, "tls": tls_files}],
+            "limits": {"buffer_response_bytes": 4 << 20}})
+        h.eventually(lambda: len(d.ports) == 1, message="the TLS listener logged")
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.settimeout(h.SOCKET_TIMEOUT)
+        raw.connect(("127.0.0.1", d.ports[0]))
+        tls = self.ctx.wrap_socket(raw, server_hostname="localhost")
+        self.addCleanup(tls.close)
+        for round_no in range(2):  # the connection stays usable
+            tls.sendall(request_bytes("/orders/big%d?__size=3000000" % round_no)
+                        + request_bytes("/orders/small%d?__size=1000" % round_no))
+            time.sleep(1.0)
+            big, small = read_responses(tls, 2)
+            for response, size in ((big, 3000000), (small, 1000)):
+                self.assertTrue(response.startswith(b"HTTP/1.1 200 "), response[:200])
+                self.assertEqual(response[response.index(b"\r\n\r\n") + 4:], h.pattern_bytes(size))
+
     def test_close_notify_from_client_ends_the_connection(self):
         tls = self.connect()
         tls.sendall(request_bytes("/orders/1"))

@@ -60,6 +60,16 @@ class UpstreamTlsTest(h.PkiMixin, UpstreamCase):
         d = self.daemon(self.store(b1.url("127.0.0.1")), config=self.tls_config())
         self.assertRoutedTo(d.get("/orders/1", user=MIGRATED), "B1", "/v2/orders/1")
 
+    def test_https_upstream_gets_a_buffered_body_whole(self):
+        # Up to buffer_request_bytes a body is sent with its head in one go;
+        # over TLS what the socket does not take at once follows asynchronously.
+        b1 = self.upstream("B1", self.pki.server_context("good"), dual_stack=True)
+        d = self.daemon(self.store(b1.url("localhost")), config=self.tls_config())
+        for size in (1, 60000):
+            r = d.request("POST", "/orders", {"Authorization": basic(MIGRATED)}, h.pattern_bytes(size))
+            self.assertRoutedTo(r, "B1", "/v2/orders")
+            self.assertEqual(r.echo["body_len"], size)
+
     def test_ip_address_not_in_certificate_is_502(self):
         # By IP the address is what is checked: a certificate (from the trusted
         # CA) naming only another host must not pass for 127.0.0.1.
