@@ -103,10 +103,11 @@ TrafficListener traffic_listener(const json& node, const std::string& path,
     t.string("cert_file", cert, false);
     if (!t.get("key_file")) Section::fail(t.where("key_file"), "is required (PEM private key)");
     t.string("key_file", key, false);
-    TrafficListener::Tls& out_tls = out.tls.emplace();
-    out_tls.cert_file = relative_to(dir, cert);
-    out_tls.key_file = relative_to(dir, key);
-    t.boolean("session_tickets", out_tls.session_tickets);
+    // Aggregate-initialised, not emplace(): Clang cannot use the default
+    // constructor of a struct nested in a class it is still completing (the
+    // optional member), and the fuzz build is Clang.
+    out.tls = TrafficListener::Tls{relative_to(dir, cert), relative_to(dir, key), true};
+    t.boolean("session_tickets", out.tls->session_tickets);
     t.finish();
   }
   s.finish();
