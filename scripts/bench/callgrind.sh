@@ -3,7 +3,9 @@
 # callgrind: deterministic, so it shows a 2 % change that the box's noise hides
 # in scripts/bench.sh. User space only (the kernel's share is not counted).
 #
-# Usage: scripts/bench/callgrind.sh [BINARY] [SECONDS]
+# Usage: scripts/bench/callgrind.sh [--tls] [BINARY] [SECONDS]
+#   --tls    the same load over TLS 1.3 (a P-256 certificate made with openssl),
+#            kept-alive: what the TLS record path costs per request
 #   BINARY   default build/figshift; SECONDS of wrk load (default 8)
 # Needs valgrind and wrk (Debian packages) and the ports 9001-9003 (demo
 # upstreams, as config/kvs.json names them) and 18180/18181 free. Prints
@@ -12,6 +14,8 @@
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+tls=0
+if [[ "${1:-}" == "--tls" ]]; then tls=1; shift; fi
 bin="$(realpath "${1:-$repo_root/build/figshift}")"
 seconds="${2:-8}"
 for tool in valgrind callgrind_annotate wrk curl; do
@@ -20,9 +24,17 @@ done
 
 work="$(mktemp -d)"
 cp "$repo_root/config/kvs.json" "$work/kvs.json"
+listen='{"address": "127.0.0.1", "port": 18180}'
+scheme=http
+if ((tls)); then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+    -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
+  listen="{\"address\": \"127.0.0.1\", \"port\": 18180, \"tls\": {\"cert_file\": \"$work/tls.crt\", \"key_file\": \"$work/tls.key\"}}"
+  scheme=https
+fi
 cat > "$work/figshift.json" <<JSON
 {
-  "listen": [{"address": "127.0.0.1", "port": 18180}],
+  "listen": [$listen],
   "admin": {"address": "127.0.0.1", "port": 18181},
   "store": {"backend": "file", "path": "$work/store.json", "seed": "kvs.json"},
   "workers": 1,
@@ -42,10 +54,10 @@ valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$work/cal
   "$bin" serve --config "$work/figshift.json" >"$work/figshift.log" 2>&1 &
 proxy=$!
 for _ in $(seq 1 240); do
-  curl -s -o /dev/null http://127.0.0.1:18180/ && break
+  curl -sk -o /dev/null $scheme://127.0.0.1:18180/ && break
   sleep 0.5
 done
-requests=$(wrk -t1 -c8 -d"${seconds}s" -s "$repo_root/scripts/bench/load.lua" http://127.0.0.1:18180 |
+requests=$(wrk -t1 -c8 -d"${seconds}s" -s "$repo_root/scripts/bench/load.lua" $scheme://127.0.0.1:18180 |
   awk '/requests in/ {print $1}')
 kill -TERM "$proxy"
 wait "$proxy" || true
