@@ -155,8 +155,8 @@ void ClientSession::park() {
 void ClientSession::do_wait_request() {
   client_.stream().release_idle_buffers();  // TLS: nothing is buffered (checked by the callers)
   // Idle: no request is routed, its upstream connection is pooled or closed,
-  // and none of the upstream request's operations is pending.
-  if (routing_ && !routing_->upstream.connected()) routing_.reset();
+  // and none of the upstream request's handlers is pending (see idle()).
+  if (routing_ && routing_->upstream.idle()) routing_.reset();
   // A block of its own size: Asio's default recycles whatever block the thread
   // freed last (often ~500 bytes from a write), and an idle wait keeps it.
   client_.tcp().async_wait(

@@ -306,6 +306,7 @@ class TlsStream {
     if (core_->writing()) return false;  // behind a write in flight: keep the order
     const tls_detail::Step step = core_->write(wire);
     if (step.next == tls_detail::Next::failed) {
+      core_->send_best_effort();  // an alert, if OpenSSL made one
       ec = step.ec;
       return true;
     }

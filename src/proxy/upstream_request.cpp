@@ -38,6 +38,9 @@ struct UpstreamRequest::Resolution {
   TcpResolver resolver;
   Timer deadline;
   std::uint64_t generation = 0;  // a lookup's answer counts only while current
+  // Handlers not yet run (the lookup's and its deadline's): they use this
+  // UpstreamRequest, which must outlive them (see idle()).
+  unsigned handlers_pending = 0;
 };
 
 UpstreamRequest::UpstreamRequest(Worker& worker, Listener& listener, std::uint64_t connection_id)
@@ -108,15 +111,19 @@ void UpstreamRequest::do_resolve() {
   // Cancelling cannot interrupt a getaddrinfo already running on Asio's
   // resolver thread, so the deadline answers itself and the late result is
   // ignored (by generation). The timer must not keep the session alive.
+  resolution_->handlers_pending += 2;
   resolution_->deadline.async_wait([this, weak = owner_, lookup](error_code timer_ec) {
     auto owner = weak.lock();
-    if (!owner || timer_ec || resolution_->generation != lookup) return;
+    if (!owner) return;  // the session, and this with it, is gone
+    --resolution_->handlers_pending;
+    if (timer_ec || resolution_->generation != lookup) return;
     ++resolution_->generation;
     failed(UpstreamError::connect_timeout, asio::error::timed_out);
   });
   resolution_->resolver.async_resolve(
       upstream.host, std::to_string(upstream.port),
       [this, owner = owner_.lock(), lookup](error_code ec, TcpResolver::results_type results) {
+        --resolution_->handlers_pending;
         on_resolve(lookup, ec, std::move(results));
       });
 }
@@ -305,6 +312,10 @@ void UpstreamRequest::finish(bool reusable) {
   deadline_ = std::chrono::steady_clock::time_point::max();
   if (connection_ && reusable) worker_.pool().release(std::move(connection_));
   connection_.reset();
+}
+
+bool UpstreamRequest::idle() const {
+  return !connection_ && (!resolution_ || resolution_->handlers_pending == 0);
 }
 
 void UpstreamRequest::abandon() {

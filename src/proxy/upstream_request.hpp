@@ -70,6 +70,11 @@ class UpstreamRequest {
   void abandon();
   UpstreamConnection& connection() { return *connection_; }
   bool connected() const { return connection_ != nullptr; }
+  // No connection and no handler of its own pending (a DNS lookup abandoned by
+  // its deadline still runs to its end): the listener may destroy it now, even
+  // from inside one of its callbacks, which touch no member after calling the
+  // listener.
+  bool idle() const;
   std::chrono::steady_clock::time_point started() const { return started_; }
   // Past the deadline the connection is closed (a timed-out upstream is never reused).
   void on_tick(std::chrono::steady_clock::time_point now);

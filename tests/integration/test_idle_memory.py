@@ -6,6 +6,7 @@ per connection is bounded well above what the build needs and well below
 what a regression to held buffers would cost."""
 
 import os
+import resource
 import socket
 import sys
 import time
@@ -16,7 +17,7 @@ import harness as h  # noqa: E402
 from test_tls_stream import (assert_b1, connect_tls, read_responses, request_bytes,  # noqa: E402
                              split_responses)
 
-PLAIN_CONNECTIONS = 2000
+PLAIN_CONNECTIONS = 3000
 TLS_CONNECTIONS = 300
 
 
@@ -38,7 +39,18 @@ def read_plain_response(sock: socket.socket) -> bytes:
     return done[0]
 
 
+def enough_files(count: int) -> bool:
+    """Raises this process's open-file limit (the daemon inherits it) to fit
+    `count` connections on both ends, if the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 2 * count + 512
+    if soft < want and (hard == resource.RLIM_INFINITY or hard >= want):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= want
+
+
 @unittest.skipIf(h.sanitized_binary(), "ASan's quarantine and shadow memory hide what is freed")
+@unittest.skipUnless(enough_files(PLAIN_CONNECTIONS), "the open-file limit is too low")
 class IdleMemoryTest(h.UpstreamsMixin, h.PkiMixin, h.FigTestCase):
     def setUp(self):
         super().setUp()
@@ -46,7 +58,7 @@ class IdleMemoryTest(h.UpstreamsMixin, h.PkiMixin, h.FigTestCase):
         self.d = self.daemon(self.migration_store(50), {
             "listen": [{"address": "127.0.0.1", "port": 0},
                        {"address": "127.0.0.1", "port": 0, "tls": tls}],
-            "limits": {"max_connections": 4000}})
+            "limits": {"max_connections": 5000}})
         h.eventually(lambda: len(self.d.ports) == 2, message="both listeners logged")
         self.plain_port, self.tls_port = self.d.ports
         self.ctx = self.pki.client_context()
@@ -80,9 +92,10 @@ class IdleMemoryTest(h.UpstreamsMixin, h.PkiMixin, h.FigTestCase):
     def test_idle_plain_connections_hold_no_buffers_or_request_state(self):
         per_connection, conns = self.per_idle_connection(
             self.connect_plain, socket.socket.sendall, read_plain_response, PLAIN_CONNECTIONS)
-        # ~660 bytes (the session, the socket's reactor state, the wait):
-        # one request's buffers (a 4 KiB exchange arena) would be several KiB.
-        self.assertLess(per_connection, 1536, "%.0f bytes per idle connection" % per_connection)
+        # ~660-710 bytes measured (the session, the socket's reactor state,
+        # the wait); 900 while an idle session kept the routed request's state,
+        # several KiB if it kept a request's buffers.
+        self.assertLess(per_connection, 800, "%.0f bytes per idle connection" % per_connection)
         for i, sock in enumerate(conns[:20]):  # and they all still work
             sock.sendall(request_bytes("/orders/again%d" % i))
             self.assert_b1(read_plain_response(sock), "/v2/orders/again%d" % i)

@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -23,9 +24,9 @@ namespace asio = boost::asio;
 using error_code = boost::system::error_code;
 
 // A P-256 key and a self-signed certificate for it, made in memory.
-void use_fresh_certificate(asio::ssl::context& context) {
+bool use_fresh_certificate(asio::ssl::context& context) {
   EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
-  ASSERT_NE(key, nullptr);
+  if (!key) return false;
   X509* cert = X509_new();
   X509_set_version(cert, 2);
   ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
@@ -36,12 +37,17 @@ void use_fresh_certificate(asio::ssl::context& context) {
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
                              reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
   X509_set_issuer_name(cert, name);
-  ASSERT_GT(X509_sign(cert, key, EVP_sha256()), 0);
-  EXPECT_EQ(SSL_CTX_use_certificate(context.native_handle(), cert), 1);
-  EXPECT_EQ(SSL_CTX_use_PrivateKey(context.native_handle(), key), 1);
+  const bool ok = X509_sign(cert, key, EVP_sha256()) > 0 &&
+                  SSL_CTX_use_certificate(context.native_handle(), cert) == 1 &&
+                  SSL_CTX_use_PrivateKey(context.native_handle(), key) == 1;
   X509_free(cert);
   EVP_PKEY_free(key);
+  return ok;
 }
+
+// Long enough for any of these exchanges; a test that would wait for bytes
+// that never come fails at this deadline instead of hanging.
+constexpr auto io_deadline = std::chrono::seconds(10);
 
 std::string pattern(std::size_t n) {
   std::string out(n, '\0');
@@ -52,7 +58,7 @@ std::string pattern(std::size_t n) {
 class TlsStreamTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    use_fresh_certificate(server_context_);
+    ASSERT_TRUE(use_fresh_certificate(server_context_));
     client_context_.set_verify_mode(asio::ssl::verify_none);
     TcpAcceptor acceptor(ioc_.get_executor(), {asio::ip::make_address("127.0.0.1"), 0});
     TcpSocket client(ioc_.get_executor());
@@ -69,7 +75,7 @@ class TlsStreamTest : public ::testing::Test {
     error_code server_ec = asio::error::would_block, client_ec = asio::error::would_block;
     server_->async_handshake(TlsStream::Role::server, [&](error_code ec) { server_ec = ec; });
     client_->async_handshake(TlsStream::Role::client, [&](error_code ec) { client_ec = ec; });
-    ioc_.run();
+    ioc_.run_for(io_deadline);
     ioc_.restart();
     ASSERT_FALSE(server_ec) << server_ec.message();
     ASSERT_FALSE(client_ec) << client_ec.message();
@@ -78,10 +84,10 @@ class TlsStreamTest : public ::testing::Test {
   // Reads exactly `n` plaintext bytes on the client side.
   std::string read_on_client(std::size_t n) {
     std::string got(n, '\0');
-    error_code read_ec;
+    error_code read_ec = asio::error::would_block;
     asio::async_read(*client_, asio::buffer(got),
                      [&](error_code ec, std::size_t) { read_ec = ec; });
-    ioc_.run();
+    ioc_.run_for(io_deadline);
     ioc_.restart();
     EXPECT_FALSE(read_ec) << read_ec.message();
     return got;
