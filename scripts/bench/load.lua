@@ -11,7 +11,12 @@
 -- wrk's error counters (status = responses with status > 399) and the latency
 -- percentiles in microseconds from wrk's full latency histogram.
 --
--- Usage: wrk -t1 -c64 -d10s -s load.lua http://127.0.0.1:PORT -- [users] [close]
+-- Usage: wrk -t1 -c64 -d10s -s load.lua http://127.0.0.1:PORT -- [users|@FILE] [close]
+-- @FILE (user_key_cost.sh, issue #17): user u's Authorization value is line u
+-- of FILE instead, and there are as many users as lines: "Bearer <token>"
+-- (every token a different string, so a cache has to hold all of them to
+-- help), or "Basic …" followed by a tab and the value of an X-Pad header (a
+-- Basic request as long as a Bearer one).
 -- With "close" every request carries Connection: close (one request per
 -- connection: with https://, one TLS handshake per request; wrk offers the
 -- previous session on each reconnect, so it is a resumption whenever the
@@ -45,8 +50,22 @@ local requests_list = {}
 local count = 0
 local position = 0
 
+-- The Authorization (and X-Pad) header of user u.
+local function auth_headers(lines, u)
+  if not lines then return { ["Authorization"] = "Basic " .. base64("user" .. u .. ":pw") } end
+  local authorization, pad = lines[u]:match("^([^\t]*)\t?(.*)$")
+  local headers = { ["Authorization"] = authorization }
+  if pad ~= "" then headers["X-Pad"] = pad end
+  return headers
+end
+
 function init(args)
-  local users = tonumber(args[1]) or 1000
+  local lines
+  if args[1] and args[1]:sub(1, 1) == "@" then
+    lines = {}
+    for line in io.lines(args[1]:sub(2)) do lines[#lines + 1] = line end
+  end
+  local users = lines and #lines or tonumber(args[1]) or 1000
   local close = args[2] == "close"
   for i = 0, users * 3 - 1 do
     local u = (i % users) + 1
@@ -59,7 +78,7 @@ function init(args)
     else
       path = "/other"
     end
-    local headers = { ["Authorization"] = "Basic " .. base64("user" .. u .. ":pw") }
+    local headers = auth_headers(lines, u)
     if close then headers["Connection"] = "close" end
     requests_list[#requests_list + 1] = wrk.format("GET", path, headers)
   end

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What user-key jwt (issue #17) costs per request, beside basic, in the same
 # run: three daemons (1 worker each, pinned to CPU 0) on demo upstreams, wrk on
-# CPU 1 with 1000 users (load.lua for basic, load_bearer.lua with one RS256
+# CPU 1 with 1000 users (load.lua for basic, load.lua -- @FILE with one RS256
 # token per user for jwt):
 #   basic        user-key basic (the sample's rule)
 #   jwt-cached   user-key jwt, RS256 tokens, per-worker cache of verified tokens
@@ -103,11 +103,11 @@ load() {  # variant seconds -> wrk output
   case "$v" in
     basic) taskset -c 1 wrk -t1 -c32 -d"$2s" -s "$repo_root/scripts/bench/load.lua" "http://127.0.0.1:$port" ;;
     basic-padded)
-      taskset -c 1 wrk -t1 -c32 -d"$2s" -s "$repo_root/scripts/bench/load_bearer.lua" \
-        "http://127.0.0.1:$port" -- "$work/padded.txt" ;;
+      taskset -c 1 wrk -t1 -c32 -d"$2s" -s "$repo_root/scripts/bench/load.lua" \
+        "http://127.0.0.1:$port" -- "@$work/padded.txt" ;;
     *)
-      taskset -c 1 wrk -t1 -c32 -d"$2s" -s "$repo_root/scripts/bench/load_bearer.lua" \
-        "http://127.0.0.1:$port" -- "$work/bearer.txt" ;;
+      taskset -c 1 wrk -t1 -c32 -d"$2s" -s "$repo_root/scripts/bench/load.lua" \
+        "http://127.0.0.1:$port" -- "@$work/bearer.txt" ;;
   esac
 }
 wait_up() { for _ in $(seq 1 600); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; return 1; }

@@ -4,7 +4,7 @@
 // and the body pump are compiled once for both kinds and both sides; each
 // operation costs one branch to pick the layer.
 // Thread-safety: none (one session's). One read and one write may be pending
-// at once (a tunnel or a streamed upload does both), as Asio's ssl::stream allows.
+// at once (a tunnel or a streamed upload does both), as TlsStream allows.
 
 #include <boost/asio/ssl/context.hpp>
 #include <utility>
