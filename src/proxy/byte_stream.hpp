@@ -10,6 +10,7 @@
 #include <utility>
 #include <variant>
 
+#include "proxy/drained_read.hpp"
 #include "proxy/io_types.hpp"
 #include "proxy/tls_stream.hpp"
 
@@ -47,7 +48,7 @@ class ByteStream {
   template <typename MutableBuffers, typename Handler>
   auto async_read_some(const MutableBuffers& buffers, Handler&& handler) {
     if (auto* plain = std::get_if<Plain>(&stream_))
-      return plain->async_read_some(buffers, std::forward<Handler>(handler));
+      return async_read_some_drained(*plain, buffers, std::forward<Handler>(handler));
     return std::get<Tls>(stream_).async_read_some(buffers, std::forward<Handler>(handler));
   }
 

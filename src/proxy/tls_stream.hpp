@@ -29,6 +29,7 @@
 #include <memory>
 #include <string>
 
+#include "proxy/drained_read.hpp"
 #include "proxy/io_types.hpp"
 
 namespace figshift::proxy {
@@ -211,7 +212,7 @@ struct Op {
     }
     if (result.next != Next::need_input) return finish(self, result);
     state = OpState::reading;
-    core->socket.async_read_some(core->input_space(), std::move(self));
+    async_read_some_drained(core->socket, core->input_space(), std::move(self));
   }
 
   template <typename Self>

@@ -15,6 +15,7 @@
 #include <boost/beast/http/read.hpp>
 
 #include "proxy/coarse_clock.hpp"
+#include "proxy/drained_read.hpp"
 #include "proxy/send_now.hpp"
 #include "proxy/worker.hpp"
 
@@ -144,6 +145,7 @@ void UpstreamRequest::on_connect(error_code ec, const asio::ip::tcp::endpoint&) 
   if (ec) return failed(UpstreamError::connect_failed, ec);
   connection_->tcp().set_option(asio::ip::tcp::no_delay(true), ec);
   connection_->tcp().non_blocking(true, ec);  // for send_now
+  enable_receive_queue_hint(connection_->tcp().native_handle());
   if (!connection_->is_tls()) return do_write();
 
   auto& tls = connection_->stream.tls();

@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 
 #include "proxy/client_session.hpp"
+#include "proxy/drained_read.hpp"
 
 namespace figshift::proxy {
 namespace {
@@ -80,6 +81,10 @@ void Worker::listen(const std::vector<Listener>& listeners) {
     acceptor.open(endpoint.protocol(), ec);
     if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) acceptor.set_option(reuse_port(true), ec);
+    // Accepted sockets inherit both from the listener: no system call per
+    // connection for them. TCP_INQ: see drained_read.hpp.
+    if (!ec) acceptor.set_option(asio::ip::tcp::no_delay(true), ec);
+    if (!ec) enable_receive_queue_hint(acceptor.native_handle());
     if (!ec) acceptor.bind(endpoint, ec);
     if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) throw std::runtime_error("cannot listen on " + where + ": " + ec.message());
@@ -133,7 +138,6 @@ void Worker::on_accept(std::size_t acceptor, boost::system::error_code ec, TcpSo
   } else {
     ++stats_.connections_accepted;
     boost::system::error_code ignored;
-    socket.set_option(asio::ip::tcp::no_delay(true), ignored);
     socket.non_blocking(true, ignored);  // for send_now
     std::make_shared<ClientSession>(*this, std::move(socket), acceptor_tls_[acceptor])->start();
   }

@@ -473,7 +473,7 @@ def _answer_once(conn, response: bytes, reset: bool):
     conn.settimeout(5)
     try:
         conn.recv(65536)  # (the start of) the request
-        if not reset:
+        if response:
             conn.sendall(response)
     except OSError:
         pass
@@ -486,7 +486,8 @@ def _answer_once(conn, response: bytes, reset: bool):
 def canned_upstream(response: bytes = b"", reset: bool = False) -> RawServer:
     """A broken or hostile upstream: on every connection it reads the request,
     sends `response` as is (any bytes: garbage, malformed HTTP, nothing) and
-    closes; with reset=True it sends nothing and closes with an RST."""
+    closes; with reset=True it closes with an RST instead of a FIN, at once
+    after `response`, so that both usually reach the proxy together."""
     return RawServer(lambda conn: _answer_once(conn, response, reset))
 
 

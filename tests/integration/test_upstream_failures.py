@@ -307,6 +307,33 @@ class UpstreamFailureTest(UpstreamCase):
         self.assertProxyError(r, 502, "upstream reset the connection")
         self.assertRoutedTo(d.get("/orders/1", user=LEGACY), "A")
 
+    def test_upstream_reset_right_after_its_last_bytes_is_seen_at_once(self):
+        # The bytes and the RST arrive together, usually in one epoll wake-up: the read
+        # that takes the bytes must not leave the reset unseen until the 20 s deadline
+        # (src/proxy/drained_read.hpp). Part of a head: 502. A head and part of the body:
+        # the client connection is closed short of the body's length.
+        partial_head = self.canned_upstream(b"HTTP/1.1 200 OK\r\nContent-Le", reset=True)
+        partial_body = self.canned_upstream(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000, reset=True)
+        config = {"timeouts": {"upstream_response_ms": 20000}}
+        d = self.daemon(self.store(partial_head.url()), config=config)
+        for attempt in range(10):  # a new upstream connection each time
+            t0 = time.time()
+            self.assertProxyError(d.get("/orders/1", user=MIGRATED), 502, "attempt %d" % attempt)
+            self.assertLess(time.time() - t0, 5.0, "attempt %d: the reset was seen late" % attempt)
+        d.stop()
+        d = self.daemon(self.store(partial_body.url()), config=config)
+        for attempt in range(10):
+            conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=h.SOCKET_TIMEOUT)
+            t0 = time.time()
+            conn.request("GET", "/orders/1", headers={"Authorization": basic(MIGRATED)})
+            r = conn.getresponse()
+            self.assertEqual(r.status, 200)
+            with self.assertRaises(http.client.IncompleteRead):
+                r.read()
+            self.assertLess(time.time() - t0, 5.0, "attempt %d: the reset was seen late" % attempt)
+            conn.close()
+
     def test_upstream_closing_idle_pooled_connections(self):
         # B1 closes its idle keep-alive connections (like a short upstream keep-alive timeout):
         # the next requests must not fail on a dead pooled socket
