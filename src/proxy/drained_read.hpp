@@ -47,19 +47,19 @@
 #if BOOST_VERSION == 108100 && !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT) && \
     defined(BOOST_ASIO_HAS_EPOLL)
 #define FIGSHIFT_DRAINED_READ 1
-#include <boost/asio/associated_cancellation_slot.hpp>
-#include <boost/asio/detail/bind_handler.hpp>
-#include <boost/asio/detail/fenced_block.hpp>
-#include <boost/asio/detail/handler_alloc_helpers.hpp>
-#include <boost/asio/detail/handler_cont_helpers.hpp>
-#include <boost/asio/detail/handler_work.hpp>
-#include <boost/asio/detail/epoll_reactor.hpp>
-#include <boost/asio/detail/reactor_op.hpp>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/detail/bind_handler.hpp>
+#include <boost/asio/detail/epoll_reactor.hpp>
+#include <boost/asio/detail/fenced_block.hpp>
+#include <boost/asio/detail/handler_alloc_helpers.hpp>
+#include <boost/asio/detail/handler_cont_helpers.hpp>
+#include <boost/asio/detail/handler_work.hpp>
+#include <boost/asio/detail/reactor_op.hpp>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -192,23 +192,23 @@ inline void enable_receive_queue_hint(int native_socket) {
 }
 
 template <typename MutableBuffers, typename Handler>
-void async_read_some_drained(TcpSocket& socket, const MutableBuffers& buffers,
-                             Handler&& handler) {
+void async_read_some_drained(TcpSocket& socket, const MutableBuffers& buffers, Handler&& handler) {
 #if FIGSHIFT_DRAINED_READ
   namespace d = drained_read_detail;
   using Op = d::RecvOp<std::decay_t<Handler>>;
   if constexpr (std::is_convertible_v<MutableBuffers, boost::asio::mutable_buffer>) {
     const boost::asio::mutable_buffer buffer(buffers);
-    if (buffer.size() != 0 && !boost::asio::get_associated_cancellation_slot(handler).is_connected()) {
+    if (buffer.size() != 0 &&
+        !boost::asio::get_associated_cancellation_slot(handler).is_connected()) {
       auto& io_object = d::SocketAccess::io_object(socket);
       auto& impl = io_object.get_implementation();
       const bool is_continuation = boost_asio_handler_cont_helpers::is_continuation(handler);
       typename Op::ptr p = {std::addressof(handler), Op::ptr::allocate(handler), nullptr};
       p.p = new (p.v) Op(impl.socket_, impl.reactor_data_, buffer, handler, socket.get_executor());
-      (io_object.get_service().*d::ServiceAccess::start)(impl, boost::asio::detail::reactor::read_op, p.p,
-                                                            is_continuation,
-                                                            /*is_non_blocking=*/true,
-                                                            /*noop=*/false);
+      (io_object.get_service().*d::ServiceAccess::start)(
+          impl, boost::asio::detail::reactor::read_op, p.p, is_continuation,
+          /*is_non_blocking=*/true,
+          /*noop=*/false);
       p.v = p.p = nullptr;
       return;
     }

@@ -77,10 +77,9 @@ class DrainedReadTest : public ::testing::Test {
 
   void start_read() {
     result_.reset();
-    async_read_some_drained(*reader_, asio::buffer(buffer_),
-                            [this](error_code ec, std::size_t n) {
-                              result_ = ReadResult{ec, std::string(buffer_, n)};
-                            });
+    async_read_some_drained(*reader_, asio::buffer(buffer_), [this](error_code ec, std::size_t n) {
+      result_ = ReadResult{ec, std::string(buffer_, n)};
+    });
   }
 
   // Runs until the pending read completes, or fails after `limit`.
@@ -163,7 +162,9 @@ TEST_F(DrainedReadTest, ResetBehindTheLastBytesIsSeenAtOnce) {
 }
 
 #else
-TEST(DrainedReadTest, NotBuiltForThisAsio) { GTEST_SKIP() << "Asio's own reads are used"; }
+TEST(DrainedReadTest, NotBuiltForThisAsio) {
+  GTEST_SKIP() << "Asio's own reads are used";
+}
 #endif
 
 }  // namespace
