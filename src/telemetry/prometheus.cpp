@@ -18,10 +18,28 @@ constexpr const char* class_names[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
 constexpr const char* error_names[] = {"connect", "timeout", "reset", "tls", "bad_response"};
 static_assert(std::size(error_names) == static_cast<std::size_t>(UpstreamErrorKind::count));
 
+// A label value as the text format wants it: backslash, double quote and line
+// feed escaped. Upstream names are label values; the store accepts only
+// [A-Z0-9]+ for them today, but render_prometheus takes any Snapshot.
+std::string label_value(std::string_view raw) {
+  std::string out;
+  out.reserve(raw.size());
+  for (const char c : raw) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
 class Exposition {
  public:
   void family(std::string_view name, std::string_view type, std::string_view help) {
-    fmt::format_to(std::back_inserter(out_), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+    fmt::format_to(std::back_inserter(out_), "# HELP {} {}\n# TYPE {} {}\n", name, help, name,
+                   type);
   }
   template <typename Value>
   void sample(std::string_view name, std::string_view labels, Value value) {
@@ -115,8 +133,8 @@ std::string render_prometheus(const TrafficStats& stats, const Snapshot& snapsho
     for (std::size_t g = 0; g < 2; ++g)
       for (std::size_t c = 0; c < 5; ++c)
         e.sample("figshift_requests_total",
-                 fmt::format("upstream=\"{}\",group=\"{}\",code=\"{}\"", name, group_names[g],
-                             class_names[c]),
+                 fmt::format("upstream=\"{}\",group=\"{}\",code=\"{}\"", label_value(name),
+                             group_names[g], class_names[c]),
                  u.responses[g][c]);
 
   e.family("figshift_upstream_errors_total", "counter",
@@ -124,11 +142,13 @@ std::string render_prometheus(const TrafficStats& stats, const Snapshot& snapsho
   for (const auto& [name, u] : upstreams)
     for (std::size_t k = 0; k < u.errors.size(); ++k)
       e.sample("figshift_upstream_errors_total",
-               fmt::format("upstream=\"{}\",kind=\"{}\"", name, error_names[k]), u.errors[k]);
+               fmt::format("upstream=\"{}\",kind=\"{}\"", label_value(name), error_names[k]),
+               u.errors[k]);
 
   e.family("figshift_upstream_latency_seconds", "histogram",
            "Time from routing a request to the upstream's whole response (or failure).");
-  for (const auto& [name, u] : upstreams) {
+  for (const auto& [raw_name, u] : upstreams) {
+    const auto name = label_value(raw_name);
     std::uint64_t cumulative = 0;
     for (std::size_t b = 0; b < LatencyHistogram::bounds.size(); ++b) {
       cumulative += u.latency.counts[b];
@@ -158,7 +178,8 @@ std::string render_prometheus(const TrafficStats& stats, const Snapshot& snapsho
   for (const auto& [name, u] : upstreams) {
     const auto users = stats.unique_users.find(name);
     const double estimate = users == stats.unique_users.end() ? 0 : users->second.estimate(now_ms);
-    e.sample("figshift_unique_users", fmt::format("upstream=\"{}\",window=\"5m\"", name),
+    e.sample("figshift_unique_users",
+             fmt::format("upstream=\"{}\",window=\"5m\"", label_value(name)),
              static_cast<std::uint64_t>(std::llround(estimate)));
   }
 

@@ -276,7 +276,7 @@ TEST(TelemetryPrometheus, EverySampleBelongsToAFamilyWithATypeLine) {
 // Label values must escape backslash, double quote and line feed. Upstream
 // names reach the output as label values; the store only accepts [A-Z0-9]+
 // today, but render_prometheus takes any Snapshot.
-TEST(TelemetryPrometheus, DISABLED_LabelValuesAreEscaped) {
+TEST(TelemetryPrometheus, LabelValuesAreEscaped) {
   const std::string odd = "we\"ird\\na\nme";
   TrafficStats stats;
   stats.upstreams[odd].responses[1][1] = 1;
