@@ -6,7 +6,7 @@
 //
 // Why: Asio 1.81's epoll reactor tries every read speculatively unless its
 // per-socket `try_speculative_` flag is off, and its own receive turns that
-// flag off only at end of stream. A proxy's reads mostly start when nothing
+// flag off only at end of stream or on an error. A proxy's reads mostly start when nothing
 // can have arrived yet (the upstream's answer just after the request went out,
 // the client's next request just after the response), so about one read per
 // request was a wasted system call (docs/benchmarks.md, issue #19). The
@@ -30,7 +30,8 @@
 // epoll reported for the socket (the reactor keeps them in its per-socket
 // state): after EPOLLHUP or EPOLLERR it never claims the queue is empty, and
 // the next read finds the reset at once. Without that, the read would wait
-// for its deadline (tests/integration/test_faults.py, reset with the body).
+// for its deadline (drained_read_test.cpp, and in the real binary
+// test_upstream_failures.py's reset right after the last bytes).
 //
 // This reaches into Asio's detail namespace (reactor_op, the socket service's
 // start_op), which is not a stable interface: it is compiled only for the
@@ -38,7 +39,10 @@
 // any other build uses the socket's own async_read_some. The same applies to a
 // buffer sequence of more than one buffer and to a handler with a cancellation
 // slot (nothing here uses either).
-// Thread-safety and lifetime: as the socket's own async_read_some.
+// Thread-safety: one thread must run the socket's io_context (a worker's
+// does: BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO). The reactor writes the last
+// events without the per-socket lock, and this operation reads them.
+// Lifetime: as the socket's own async_read_some.
 
 #include <boost/version.hpp>
 
@@ -122,8 +126,12 @@ class RecvOp : public ad::reactor_op {
   // keeps in its per-socket state (a scheduler operation's task_result_,
   // protected, reached here as a member of this class's own base; the C-style
   // cast reaches that base through descriptor_state's private inheritance).
-  // A reused state may still hold its previous socket's events until the
-  // first report for this one: that only makes the answer "not empty".
+  // A state new to this socket may hold anything (0, or a previous socket's
+  // events): it does not matter, because registering the socket
+  // (EPOLL_CTL_ADD) queues a report if it is already readable, every change
+  // after the last collected report queues another, and on the one thread
+  // that runs the io_context a collected report's events are stored before
+  // any handler can start a read.
   std::uint32_t last_events() const {
     auto* state = (ad::scheduler_operation*)descriptor_;
     return state->*(&RecvOp::task_result_);
@@ -168,6 +176,9 @@ class RecvOp : public ad::reactor_op {
 // Access to the socket's implementation and its service's start_op, both
 // protected: naming them through a derived class is allowed, and the member
 // pointers then apply to any TcpSocket.
+static_assert(std::is_base_of_v<ad::scheduler_operation, ad::epoll_reactor::descriptor_state>,
+              "last_events() casts the per-socket state to its scheduler_operation base");
+
 struct SocketAccess : TcpSocket {
   static auto& io_object(TcpSocket& socket) { return socket.*(&SocketAccess::impl_); }
 };
@@ -202,9 +213,12 @@ void async_read_some_drained(TcpSocket& socket, const MutableBuffers& buffers, H
         !boost::asio::get_associated_cancellation_slot(handler).is_connected()) {
       auto& io_object = d::SocketAccess::io_object(socket);
       auto& impl = io_object.get_implementation();
-      const bool is_continuation = boost_asio_handler_cont_helpers::is_continuation(handler);
-      typename Op::ptr p = {std::addressof(handler), Op::ptr::allocate(handler), nullptr};
-      p.p = new (p.v) Op(impl.socket_, impl.reactor_data_, buffer, handler, socket.get_executor());
+      // The operation takes the handler by moving from this copy, never from
+      // a caller's lvalue (Asio's own operations copy those).
+      std::decay_t<Handler> own(std::forward<Handler>(handler));
+      const bool is_continuation = boost_asio_handler_cont_helpers::is_continuation(own);
+      typename Op::ptr p = {std::addressof(own), Op::ptr::allocate(own), nullptr};
+      p.p = new (p.v) Op(impl.socket_, impl.reactor_data_, buffer, own, socket.get_executor());
       (io_object.get_service().*d::ServiceAccess::start)(
           impl, boost::asio::detail::reactor::read_op, p.p, is_continuation,
           /*is_non_blocking=*/true,

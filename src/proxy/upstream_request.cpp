@@ -9,7 +9,6 @@
 #include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/address.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
@@ -202,12 +201,9 @@ void UpstreamRequest::on_write(error_code ec, std::size_t) {
 void UpstreamRequest::read_head(std::shared_ptr<void> owner) {
   owner_ = owner;
   arm(worker_.config().timeouts.upstream_response);
-  // Not read at once: Asio 1.81 tries every read before waiting for epoll,
-  // and right after the request went out that recv finds nothing (EAGAIN, a
-  // wasted system call). Posted, it runs after whatever else is ready on this
-  // worker, by which time the response has often arrived (scripts/bench.sh
-  // load: failed recvs per request 2.0 -> 1.3).
-  asio::post(worker_.io_context().get_executor(), bind(&UpstreamRequest::do_read_head));
+  // Read at once: the connection's last read emptied its queue, so this one
+  // waits for epoll without trying recv first (drained_read.hpp).
+  do_read_head();
 }
 
 void UpstreamRequest::do_read_head() {
