@@ -2,6 +2,7 @@
 
 import http.client
 import os
+import ssl
 import sys
 import threading
 import time
@@ -69,6 +70,48 @@ class UpstreamTlsTest(h.PkiMixin, UpstreamCase):
             r = d.request("POST", "/orders", {"Authorization": basic(MIGRATED)}, h.pattern_bytes(size))
             self.assertRoutedTo(r, "B1", "/v2/orders")
             self.assertEqual(r.echo["body_len"], size)
+
+    def test_tls_upstream_connection_with_a_close_notify_behind_the_answer_is_not_reused(self):
+        # The upstream sends its answer and its close_notify in one TCP segment, then
+        # keeps the connection open and answers nothing more: the close_notify waits
+        # inside figshift's TLS layer, where the pool's MSG_PEEK check cannot see it.
+        # Pooling that connection would lose the next POST, which is never retried.
+        context = self.pki.server_context("good")
+
+        def answer_then_close_notify(conn):
+            conn.settimeout(5)
+            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            tls = context.wrap_bio(incoming, outgoing, server_side=True)
+
+            def until_done(step):
+                while True:
+                    try:
+                        return step()
+                    except ssl.SSLWantReadError:
+                        if outgoing.pending:
+                            conn.sendall(outgoing.read())
+                        data = conn.recv(65536)
+                        if not data:
+                            raise ConnectionError("the proxy closed")
+                        incoming.write(data)
+
+            until_done(tls.do_handshake)
+            until_done(lambda: tls.read(65536))  # the request (small: one record)
+            tls.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            try:
+                tls.unwrap()  # writes close_notify, then wants the proxy's
+            except ssl.SSLWantReadError:
+                pass
+            conn.sendall(outgoing.read())
+            time.sleep(3)
+
+        srv = h.RawServer(answer_then_close_notify)
+        self.addCleanup(srv.close)
+        d = self.daemon(self.store("https://localhost:%d" % srv.port), config=self.tls_config())
+        for i in range(3):
+            r = d.request("POST", "/orders", {"Authorization": basic(MIGRATED)}, b"x")
+            self.assertEqual((r.status, r.body), (200, b"ok"), "POST %d" % i)
+        self.assertEqual(srv.accepted, 3)
 
     def test_ip_address_not_in_certificate_is_502(self):
         # By IP the address is what is checked: a certificate (from the trusted
