@@ -102,8 +102,13 @@ void ClientSession::on_request_pump_end(BodyPump::End end, error_code ec) {
   if (end == End::complete) return routing_->upstream.read_head(shared_from_this());
   // Whatever broke, the upstream never gets the rest: it sees an incomplete
   // request (no last chunk, fewer bytes than announced) and a closed connection.
-  routing_->upstream.abandon();
+  // The client's connection ends after this exchange: the rest of its body is
+  // never read.
   keep_alive_ = false;
+  // The upstream stopped taking the body: it may have answered first (a 413
+  // for the size, a 401), which the client gets instead of a 502.
+  if (end == End::sink_failed) return routing_->upstream.read_early_answer(shared_from_this());
+  routing_->upstream.abandon();
   switch (end) {
     case End::too_large:
       return respond_error(http::status::payload_too_large, "request body too large");
@@ -114,10 +119,9 @@ void ClientSession::on_request_pump_end(BodyPump::End end, error_code ec) {
     case End::source_closed:   // the client went away mid-body
     case End::source_timeout:  // too slow a body: as when read whole
       return close();
-    case End::sink_failed:
     case End::sink_timeout:
-      return on_upstream_failed(
-          end == End::sink_timeout ? UpstreamError::response_timeout : UpstreamError::reset, ec);
+      return on_upstream_failed(UpstreamError::response_timeout, ec);
+    case End::sink_failed:
     case End::complete:
       break;
   }

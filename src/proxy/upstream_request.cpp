@@ -83,6 +83,7 @@ void UpstreamRequest::start(const Trip& trip, Exchange& exchange, std::shared_pt
   exchange_ = &exchange;
   owner_ = owner;
   retried_ = false;
+  request_incomplete_ = false;
   started_ = std::chrono::steady_clock::now();
   // One that cannot be retried gets no connection the upstream already closed.
   connection_ = worker_.pool().acquire(trip.upstream->origin, !trip.retryable);
@@ -206,6 +207,11 @@ void UpstreamRequest::read_head(std::shared_ptr<void> owner) {
   do_read_head();
 }
 
+void UpstreamRequest::read_early_answer(std::shared_ptr<void> owner) {
+  request_incomplete_ = true;
+  read_head(std::move(owner));
+}
+
 void UpstreamRequest::do_read_head() {
   const auto& limits = worker_.config().limits;
   auto& parser = exchange_->start_upstream_response();
@@ -308,7 +314,8 @@ void UpstreamRequest::failed(UpstreamError error, error_code ec) {
 
 void UpstreamRequest::finish(bool reusable) {
   deadline_ = std::chrono::steady_clock::time_point::max();
-  if (connection_ && reusable) worker_.pool().release(std::move(connection_));
+  if (connection_ && reusable && !request_incomplete_)
+    worker_.pool().release(std::move(connection_));
   connection_.reset();
 }
 

@@ -63,6 +63,11 @@ class UpstreamRequest {
   // Both after on_upstream_sent (read_body after on_upstream_head); `owner` as for start().
   void read_head(std::shared_ptr<void> owner);
   void read_body(std::shared_ptr<void> owner);
+  // Sending a streamed body failed (the upstream stopped reading and closed):
+  // the upstream may have answered first (a 413, a 401), as nginx and HTTP
+  // allow (RFC 9112 §9.5). Reads that answer like read_head(); without one,
+  // on_upstream_failed(reset). The connection is never pooled afterwards.
+  void read_early_answer(std::shared_ptr<void> owner);
   // Once the exchange is over: a connection whose response ended by its framing,
   // with nothing extra behind it, goes back to the pool; any other is closed.
   void finish(bool reusable);
@@ -115,6 +120,7 @@ class UpstreamRequest {
   bool timed_out_ = false;
   bool reused_ = false;
   bool retried_ = false;
+  bool request_incomplete_ = false;  // read_early_answer(): the body did not all go out
 };
 
 }  // namespace figshift::proxy

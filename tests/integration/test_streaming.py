@@ -162,6 +162,7 @@ class StreamingUpstream:
     /die-mid?size=N             Content-Length N, half of it, then a close
     /die-mid-chunked?size=N     chunked, half of it, then a close (no last chunk)
     /die-reading                reads 64 KiB of the request body, then closes
+    /refuse-upload              answers 413 at once, unread body and all, then closes
     /ws                         a WebSocket echo (RFC 6455), text and binary, close handshake
     /refuse-upgrade             426 to any request, the connection kept open
     """
@@ -336,6 +337,12 @@ class StreamingUpstream:
 
     def _die_reading(self, conn, f, method, headers, size):
         f.read(64 * KIB)
+        return False
+
+    def _refuse_upload(self, conn, f, method, headers, size):
+        # As a server that checks the size first: the answer, then a close with the
+        # body unread (the kernel resets the connection).
+        self._send(conn, 413, b"too large for B\n", b"Connection: close\r\nContent-Type: text/plain\r\n")
         return False
 
     def _refuse_upgrade(self, conn, f, method, headers, size):
@@ -675,6 +682,43 @@ class BrokenStreamsTest(StreamingCase):
         resp.read()
         self.assertEqual(resp.status, 502)
         self.assertEqual(self.up.paths().count("/die-reading"), 1, "sent once, never again")
+
+    def test_upstream_answer_before_the_body_reaches_the_client(self):
+        # The upstream answers 413 as soon as it sees the head and closes without reading
+        # the body (RFC 9112 9.5 allows it; nginx passes such an answer on): the client
+        # gets that answer, not a 502, for a length-framed and a chunked upload alike, and
+        # its connection is then closed, since the rest of its body is never read.
+        d = self.start(config={"limits": {"body_bytes": 64 * MIB}})
+        for framing in ("length", "chunked"):
+            s = self.connect(d)
+            size = 8 * MIB
+            if framing == "length":
+                s.sendall(b"POST /refuse-upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
+            else:
+                s.sendall(b"POST /refuse-upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            s.settimeout(0.05)
+            f = s.makefile("rb")
+            for piece in body_pieces(size):  # sent while it is taken (a lingering close takes it)
+                try:
+                    s.sendall(piece if framing == "length" else b"%x\r\n%s\r\n" % (len(piece), piece))
+                except (socket.timeout, TimeoutError, ConnectionError):
+                    break
+            s.settimeout(10)
+            status, headers = read_head(f)
+            body = f.read(int(headers["content-length"]))
+            self.assertEqual((status, body), (413, b"too large for B\n"), framing)
+            self.assertEqual(headers.get("connection", "").lower(), "close", framing)
+        text = d.admin_request("GET", "/metrics").body.decode()
+        self.assertRegex(text, r'figshift_requests_total\{upstream="A",group="legacy",code="4xx"\} 2')
+        self.assertEqual(self.metric(d, "figshift_upstream_connections_idle"), 0, "never pooled")
+        self.assertEqual(self.download(d, "/download?size=10")[0], 200, "serves on")
+
+    def test_upstream_gone_mid_upload_without_an_answer_is_502(self):
+        d = self.start()
+        conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+        conn.request("POST", "/die-reading", body=b"".join(body_pieces(4 * MIB)))
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 502, resp.read())
 
     def test_streamed_upload_never_gets_a_connection_the_upstream_closed(self):
         # The upstream closes idle keep-alive connections after 0.3 s (Node's default is 5 s,
