@@ -2,6 +2,8 @@
 // gets once UpstreamRequest has sent the request and read the response head,
 // the streamed bodies (one BodyPump per direction) and WebSocket tunnels. The
 // request phases are client_session.cpp, the response's end client_session_response.cpp.
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/core/string.hpp>
@@ -105,9 +107,15 @@ void ClientSession::on_request_pump_end(BodyPump::End end, error_code ec) {
   // The client's connection ends after this exchange: the rest of its body is
   // never read.
   keep_alive_ = false;
-  // The upstream stopped taking the body: it may have answered first (a 413
-  // for the size, a 401), which the client gets instead of a 502.
-  if (end == End::sink_failed) return routing_->upstream.read_early_answer(shared_from_this());
+  // The upstream closed instead of taking the body: it may have answered
+  // first (a 413 for the size, a 401), which the client gets instead of a 502.
+  // Any other write failure (a TLS error) is no sign of an answer.
+  if (end == End::sink_failed && (ec == asio::error::connection_reset ||
+                                  ec == asio::error::broken_pipe || ec == asio::error::eof)) {
+    spdlog::debug("conn {}: upstream stopped taking the request body ({}); reading its answer", id_,
+                  ec.message());
+    return routing_->upstream.read_early_answer(shared_from_this());
+  }
   routing_->upstream.abandon();
   switch (end) {
     case End::too_large:
@@ -119,9 +127,10 @@ void ClientSession::on_request_pump_end(BodyPump::End end, error_code ec) {
     case End::source_closed:   // the client went away mid-body
     case End::source_timeout:  // too slow a body: as when read whole
       return close();
-    case End::sink_timeout:
-      return on_upstream_failed(UpstreamError::response_timeout, ec);
     case End::sink_failed:
+    case End::sink_timeout:
+      return on_upstream_failed(
+          end == End::sink_timeout ? UpstreamError::response_timeout : UpstreamError::reset, ec);
     case End::complete:
       break;
   }
@@ -137,6 +146,13 @@ void ClientSession::on_upstream_head() {
   const auto length = parser.content_length();
   if (parser.is_done() || (length && *length <= worker_.config().limits.buffer_response_bytes))
     return routing_->upstream.read_body(shared_from_this());
+  // An early answer (see read_early_answer) is passed on only whole: a client
+  // still sending the body it was never asked to stop may read nothing until
+  // it is done, which would stall a streamed answer until client_write_ms.
+  if (routing_->upstream.request_incomplete()) {
+    routing_->upstream.abandon();
+    return on_upstream_failed(UpstreamError::reset, asio::error::message_size);
+  }
   stream_response();
 }
 

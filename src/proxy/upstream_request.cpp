@@ -291,7 +291,7 @@ void UpstreamRequest::on_read_body(error_code ec, std::size_t) {
 bool UpstreamRequest::retry_on_fresh_connection(error_code ec) {
   // A pooled connection the upstream closed while idle fails before any byte of
   // a response: most likely the request was not processed.
-  if (!reused_ || retried_ || !trip_.retryable) return false;
+  if (!reused_ || retried_ || !trip_.retryable || request_incomplete_) return false;
   if (exchange_->upstream_parser && exchange_->upstream_parser->got_some()) return false;
   if (ec == beast::error::timeout) return false;
   retried_ = true;

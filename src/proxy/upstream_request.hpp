@@ -68,6 +68,7 @@ class UpstreamRequest {
   // allow (RFC 9112 §9.5). Reads that answer like read_head(); without one,
   // on_upstream_failed(reset). The connection is never pooled afterwards.
   void read_early_answer(std::shared_ptr<void> owner);
+  bool request_incomplete() const { return request_incomplete_; }
   // Once the exchange is over: a connection whose response ended by its framing,
   // with nothing extra behind it, goes back to the pool; any other is closed.
   void finish(bool reusable);

@@ -163,6 +163,8 @@ class StreamingUpstream:
     /die-mid-chunked?size=N     chunked, half of it, then a close (no last chunk)
     /die-reading                reads 64 KiB of the request body, then closes
     /refuse-upload              answers 413 at once, unread body and all, then closes
+    /refuse-upload-kept         the same answer without Connection: close, then closes
+    /refuse-upload-big          the same with a 100 KiB answer body
     /ws                         a WebSocket echo (RFC 6455), text and binary, close handshake
     /refuse-upgrade             426 to any request, the connection kept open
     """
@@ -343,6 +345,14 @@ class StreamingUpstream:
         # As a server that checks the size first: the answer, then a close with the
         # body unread (the kernel resets the connection).
         self._send(conn, 413, b"too large for B\n", b"Connection: close\r\nContent-Type: text/plain\r\n")
+        return False
+
+    def _refuse_upload_kept(self, conn, f, method, headers, size):
+        self._send(conn, 413, b"too large for B\n", b"Content-Type: text/plain\r\n")
+        return False
+
+    def _refuse_upload_big(self, conn, f, method, headers, size):
+        self._send(conn, 413, b"x" * (100 * KIB), b"Connection: close\r\n")
         return False
 
     def _refuse_upgrade(self, conn, f, method, headers, size):
@@ -683,35 +693,55 @@ class BrokenStreamsTest(StreamingCase):
         self.assertEqual(resp.status, 502)
         self.assertEqual(self.up.paths().count("/die-reading"), 1, "sent once, never again")
 
+    def upload_until_answered(self, d, path, framing, size=8 * MIB):
+        """Sends a POST with an 8 MiB body for as long as figshift takes it, then
+        reads the answer: (status, headers, body, what followed the body)."""
+        s = self.connect(d)
+        if framing == "length":
+            s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (path.encode(), size))
+        else:
+            s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" % path.encode())
+        s.settimeout(0.05)
+        for piece in body_pieces(size):  # sent while it is taken (a lingering close takes it)
+            try:
+                s.sendall(piece if framing == "length" else b"%x\r\n%s\r\n" % (len(piece), piece))
+            except (socket.timeout, TimeoutError, ConnectionError):
+                break
+        s.settimeout(10)
+        f = s.makefile("rb")
+        status, headers = read_head(f)
+        body = f.read(int(headers["content-length"]))
+        return status, headers, body, f.read()
+
     def test_upstream_answer_before_the_body_reaches_the_client(self):
         # The upstream answers 413 as soon as it sees the head and closes without reading
         # the body (RFC 9112 9.5 allows it; nginx passes such an answer on): the client
         # gets that answer, not a 502, for a length-framed and a chunked upload alike, and
-        # its connection is then closed, since the rest of its body is never read.
+        # its connection is then closed, since the rest of its body is never read. With or
+        # without Connection: close from the upstream, its connection is never pooled.
         d = self.start(config={"limits": {"body_bytes": 64 * MIB}})
-        for framing in ("length", "chunked"):
-            s = self.connect(d)
-            size = 8 * MIB
-            if framing == "length":
-                s.sendall(b"POST /refuse-upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
-            else:
-                s.sendall(b"POST /refuse-upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
-            s.settimeout(0.05)
-            f = s.makefile("rb")
-            for piece in body_pieces(size):  # sent while it is taken (a lingering close takes it)
-                try:
-                    s.sendall(piece if framing == "length" else b"%x\r\n%s\r\n" % (len(piece), piece))
-                except (socket.timeout, TimeoutError, ConnectionError):
-                    break
-            s.settimeout(10)
-            status, headers = read_head(f)
-            body = f.read(int(headers["content-length"]))
-            self.assertEqual((status, body), (413, b"too large for B\n"), framing)
-            self.assertEqual(headers.get("connection", "").lower(), "close", framing)
+        for path in ("/refuse-upload", "/refuse-upload-kept"):
+            for framing in ("length", "chunked"):
+                status, headers, body, after = self.upload_until_answered(d, path, framing)
+                what = "%s, %s" % (path, framing)
+                self.assertEqual((status, body), (413, b"too large for B\n"), what)
+                self.assertEqual(headers.get("connection", "").lower(), "close", what)
+                self.assertEqual(after, b"", "%s: the connection ends after the answer" % what)
+                self.assertEqual(self.metric(d, "figshift_upstream_connections_idle"), 0,
+                                 "%s: never pooled" % what)
         text = d.admin_request("GET", "/metrics").body.decode()
-        self.assertRegex(text, r'figshift_requests_total\{upstream="A",group="legacy",code="4xx"\} 2')
-        self.assertEqual(self.metric(d, "figshift_upstream_connections_idle"), 0, "never pooled")
+        self.assertRegex(text, r'figshift_requests_total\{upstream="A",group="legacy",code="4xx"\} 4')
+        self.assertRegex(text, r'figshift_upstream_errors_total\{upstream="A",kind="reset"\} 0')
         self.assertEqual(self.download(d, "/download?size=10")[0], 200, "serves on")
+
+    def test_early_answer_too_large_to_hold_is_502(self):
+        # An early answer is passed on only when it can be held whole (buffer_response_bytes,
+        # 64 KiB): a client that sends its whole body before it reads could otherwise stall
+        # a streamed one until client_write_ms.
+        d = self.start(config={"limits": {"body_bytes": 64 * MIB}})
+        status, headers, body, after = self.upload_until_answered(d, "/refuse-upload-big", "length")
+        self.assertEqual(status, 502, body)
+        self.assertEqual(after, b"")
 
     def test_upstream_gone_mid_upload_without_an_answer_is_502(self):
         d = self.start()
@@ -719,6 +749,9 @@ class BrokenStreamsTest(StreamingCase):
         conn.request("POST", "/die-reading", body=b"".join(body_pieces(4 * MIB)))
         resp = conn.getresponse()
         self.assertEqual(resp.status, 502, resp.read())
+        self.assertEqual(resp.getheader("connection", "").lower(), "close")
+        text = d.admin_request("GET", "/metrics").body.decode()
+        self.assertRegex(text, r'figshift_upstream_errors_total\{upstream="A",kind="reset"\} 1')
 
     def test_streamed_upload_never_gets_a_connection_the_upstream_closed(self):
         # The upstream closes idle keep-alive connections after 0.3 s (Node's default is 5 s,
