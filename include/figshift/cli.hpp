@@ -4,6 +4,7 @@
 // runs (signal handlers, standard output): call one at a time, from main.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,8 +14,11 @@ namespace figshift::cli {
 int run_serve(const std::string& config_path);
 // `figshift check-config`: validates the config file and the store it points at.
 int run_check_config(const std::string& config_path);
-// `figshift bucket`: the routing rule for one username, explained.
-int run_bucket(const std::string& username, const std::string& salt, int split);
+// `figshift bucket`: the routing rule for one username, explained. `buckets`
+// is 100 or 10000; `split`, if given, is read as the store reads
+// `traffic-split` for that many buckets. A bad split is a usage error (2).
+int run_bucket(const std::string& username, const std::string& salt, int buckets,
+               const std::optional<std::string>& split);
 
 struct DemoUpstream {
   std::string name;  // "A", "B1", "B2"
@@ -25,14 +29,13 @@ struct DemoUpstream {
 // {"message":"Hello from API B1","path":"/v2/orders/1","method":"GET"}.
 int run_demo_upstreams(const std::string& address, const std::vector<DemoUpstream>& upstreams);
 
-
 // ---- Control subcommands: clients of a running daemon's admin API ----------
 // Exit codes: 0 ok, 1 other error, 2 usage error, 3 admin API unreachable,
 // 4 unauthorized (401), 5 precondition failed (412), 6 invalid write (400).
 
 struct AdminOptions {
-  std::string url;         // base URL, http:// only; default http://127.0.0.1:9901
-  std::string token_file;  // bearer token file; empty: env FIGSHIFT_ADMIN_TOKEN, if set
+  std::string url;              // base URL, http:// only; default http://127.0.0.1:9901
+  std::string token_file;       // bearer token file; empty: env FIGSHIFT_ADMIN_TOKEN, if set
   double timeout_seconds = 10;  // connect + request deadline, per request
 };
 

@@ -35,8 +35,9 @@ int check_etcd_store(const Config& config, const std::string& config_path) {
     if (!text) throw InvalidStore(config.store.seed.string() + ": cannot be read");
     try {
       const auto snapshot = build_snapshot(parse_kvs_json(*text));
-      seed = "seed " + config.store.seed.string() + ": " + std::to_string(snapshot->upstreams.size()) +
-             " upstreams, " + std::to_string(snapshot->routes.routes().size()) + " routes, split " +
+      seed = "seed " + config.store.seed.string() + ": " +
+             std::to_string(snapshot->upstreams.size()) + " upstreams, " +
+             std::to_string(snapshot->routes.routes().size()) + " routes, split " +
              std::to_string(snapshot->split);
     } catch (const InvalidStore& e) {
       throw InvalidStore("seed " + config.store.seed.string() + ": " + e.what());
@@ -46,7 +47,8 @@ int check_etcd_store(const Config& config, const std::string& config_path) {
             << "  traffic listeners: " << config.listen.size() << ", workers: " << config.workers
             << "\n  store etcd (not contacted) " << endpoints << " prefix " << config.store.prefix
             << "\n  " << seed << "\n  cache "
-            << (config.store.cache.empty() ? std::string("none") : config.store.cache.string()) << "\n";
+            << (config.store.cache.empty() ? std::string("none") : config.store.cache.string())
+            << "\n";
   return 0;
 }
 
@@ -100,13 +102,27 @@ int run_check_config(const std::string& config_path) {
   }
 }
 
-int run_bucket(const std::string& username, const std::string& salt, int split) {
-  const std::int32_t hash = java_hash_code(utf8_to_utf16(username), java_hash_code(utf8_to_utf16(salt)));
-  const int bucket = bucket_of_hash(hash);
-  std::cout << "hashCode: " << hash << "\nbucket: " << bucket << "\n";
-  if (split >= 0)
-    std::cout << "group: " << (bucket < split ? "new" : "legacy") << " (split " << split
-              << ": new when bucket < split)\n";
+int run_bucket(const std::string& username, const std::string& salt, int buckets,
+               const std::optional<std::string>& split) {
+  // Checked before anything is printed: a usage error prints only its reason.
+  int threshold = -1;  // in buckets: the split in points (100) or in hundredths (10000)
+  if (split) {
+    try {
+      const int hundredths = parse_traffic_split(*split, buckets);
+      threshold = buckets == 100 ? hundredths / 100 : hundredths;
+    } catch (const InvalidStore& e) {
+      std::cerr << "figshift bucket: --split: " << e.what() << "\n";
+      return 2;
+    }
+  }
+  const std::int32_t hash =
+      java_hash_code(utf8_to_utf16(username), java_hash_code(utf8_to_utf16(salt)));
+  const int bucket = bucket_of_hash(hash, buckets);
+  std::cout << "hashCode: " << hash << "\nbucket: " << bucket << " (of " << buckets << ")\n";
+  if (threshold >= 0)
+    std::cout << "group: " << (bucket < threshold ? "new" : "legacy") << " (split " << *split
+              << (buckets == 100 ? ": new when bucket < split)\n"
+                                 : ": new when bucket < split x 100)\n");
   return 0;
 }
 

@@ -14,13 +14,18 @@ int main(int argc, char** argv) {
       app.add_subcommand("check-config", "validate a config file and its store, then exit");
   check->add_option("-c,--config", config_path, "static configuration file")->capture_default_str();
 
-  std::string username, salt;
-  int split = -1;
+  std::string username, salt, split;
+  int buckets = 100;
   auto* bucket = app.add_subcommand("bucket", "show the hash, bucket and group of a username");
   bucket->add_option("username", username, "the username (UTF-8)")->required();
   bucket->add_option("--salt", salt, "hash-salt prepended to the username");
-  bucket->add_option("--split", split, "traffic split in percent, to show the group")
-      ->check(CLI::Range(0, 100));
+  bucket->add_option("--buckets", buckets, "100 (the sample's rule) or 10000, as the store's key")
+      ->check(CLI::IsMember({100, 10000}))
+      ->capture_default_str();
+  auto* split_option =
+      bucket->add_option("--split", split,
+                         "traffic split in percent, to show the group: 0..100, with --buckets "
+                         "10000 up to two decimals");
 
   std::string demo_address = "127.0.0.1";
   std::uint16_t port_a = 9001, port_b1 = 9002, port_b2 = 9003;
@@ -72,13 +77,16 @@ int main(int argc, char** argv) {
       "rollout",
       "start a guarded multi-step rollout (traffic-plan): each step ramps to TO% over OVER_S\n"
       "seconds, then holds HOLD_S; the `guard` key's thresholds roll it back on their own"));
-  rollout->add_option("--steps", rollout_steps, "TO:OVER_S[:HOLD_S],... e.g. 5:60:300,25:120:600,100:300")
+  rollout
+      ->add_option("--steps", rollout_steps,
+                   "TO:OVER_S[:HOLD_S],... e.g. 5:60:300,25:120:600,100:300")
       ->required();
   rollout->add_flag("--no-wait", rollout_no_wait, "start the plan and return at once");
   auto* guard = app.add_subcommand("guard", "the rollout guard");
   guard->require_subcommand(1);
   auto* guard_reset = admin_options(guard->add_subcommand(
-      "reset", "delete guard-tripped after a trip, so that shifts and rollouts above 0 work again"));
+      "reset",
+      "delete guard-tripped after a trip, so that shifts and rollouts above 0 work again"));
   auto* rollback = admin_options(app.add_subcommand(
       "rollback", "split 0 at once and cancel any ramp: every user goes to the legacy upstream"));
 
@@ -135,7 +143,9 @@ int main(int argc, char** argv) {
 
   if (*serve) return figshift::cli::run_serve(config_path);
   if (*check) return figshift::cli::run_check_config(config_path);
-  if (*bucket) return figshift::cli::run_bucket(username, salt, split);
+  if (*bucket)
+    return figshift::cli::run_bucket(username, salt, buckets,
+                                     split_option->count() ? std::optional(split) : std::nullopt);
   if (*demo)
     return figshift::cli::run_demo_upstreams(demo_address,
                                              {{"A", port_a}, {"B1", port_b1}, {"B2", port_b2}});

@@ -17,7 +17,7 @@
 namespace figshift {
 namespace {
 
-constexpr std::size_t max_key_bytes = 512;     // CloudFront KeyValueStore's limits
+constexpr std::size_t max_key_bytes = 512;  // CloudFront KeyValueStore's limits
 constexpr std::size_t max_value_bytes = 1024;
 
 [[noreturn]] void bad(const std::string& key, const std::string& why) {
@@ -228,21 +228,23 @@ std::shared_ptr<const Snapshot> build_snapshot(const KvMap& kv, std::uint64_t ve
   }
   // Two schedules for one split would disagree; a new one replaces the old.
   if (s->ramp && s->plan)
-    bad("traffic-plan", "a traffic-ramp is set too: only one of traffic-ramp and traffic-plan "
-                        "(a shift deletes the plan, a rollout deletes the ramp)");
+    bad("traffic-plan",
+        "a traffic-ramp is set too: only one of traffic-ramp and traffic-plan "
+        "(a shift deletes the plan, a rollout deletes the ramp)");
   // A tripped guard is never silently re-armed: nothing may raise the split
   // until an operator deletes guard-tripped (`figshift guard reset`).
   if (s->guard_tripped && (s->split_hundredths != 0 || s->ramp || s->plan))
-    bad("guard-tripped", "is set: traffic-split must stay 0, with no traffic-ramp or traffic-plan, "
-                         "until it is deleted (figshift guard reset)");
+    bad("guard-tripped",
+        "is set: traffic-split must stay 0, with no traffic-ramp or traffic-plan, "
+        "until it is deleted (figshift guard reset)");
   // Key order is not name order ("APIGW_B1_URL" < "APIGW_B_URL"); find() needs name order.
   std::sort(s->upstreams.begin(), s->upstreams.end(),
             [](const Upstream& a, const Upstream& b) { return a.name < b.name; });
 
   const Upstream* legacy = s->find(legacy_name);
   if (!legacy)
-    bad("legacy-upstream", "upstream \"" + legacy_name + "\" is not defined (set APIGW_" +
-                               legacy_name + "_URL)");
+    bad("legacy-upstream",
+        "upstream \"" + legacy_name + "\" is not defined (set APIGW_" + legacy_name + "_URL)");
   s->legacy = static_cast<std::size_t>(legacy - s->upstreams.data());
 
   std::vector<Route> compiled;
@@ -258,6 +260,10 @@ std::shared_ptr<const Snapshot> build_snapshot(const KvMap& kv, std::uint64_t ve
   s->routes = RouteTable(std::move(compiled));
   s->salt_seed = java_hash_code(utf8_to_utf16(s->salt));
   return s;
+}
+
+int parse_traffic_split(const std::string& text, int buckets) {
+  return store_keys::parse_split_hundredths("traffic-split", text, buckets);
 }
 
 }  // namespace figshift

@@ -186,6 +186,36 @@ class CliTest(h.FigTestCase):
         r = run("bucket", "hello", "--split", str(b))
         self.assertRegex(r.stdout.lower(), r"legacy", r.stdout)
 
+    def test_bucket_subcommand_with_10000_buckets(self):
+        # docs/design.md section 1 (#17): bucket = (h + 2^31) mod 10000, the split in
+        # hundredths of a point; computed here from the Java hash, not by figshift.
+        for user, salt in (("hello", ""), ("polygenelubricants", ""), ("user42", "pepper"),
+                           ("\u5f20\u4e09", "")):
+            with self.subTest(user=user, salt=salt):
+                want = (h.java_hash(salt + user) + (1 << 31)) % 10000
+                r = run("bucket", user, "--salt", salt, "--buckets", "10000")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertRegex(r.stdout, r"(?m)^bucket: %d\b" % want)
+                # the group turns at the split's hundredths: new just above the bucket
+                above = "%d.%02d" % divmod(want + 1, 100)
+                at = "%d.%02d" % divmod(want, 100)
+                self.assertRegex(run("bucket", user, "--salt", salt, "--buckets", "10000",
+                                     "--split", above).stdout, r"group: new")
+                self.assertRegex(run("bucket", user, "--salt", salt, "--buckets", "10000",
+                                     "--split", at).stdout, r"group: legacy")
+        # 100 buckets keeps the sample's rule and its integer split
+        r = run("bucket", "hello", "--buckets", "100")
+        self.assertRegex(r.stdout, r"(?m)^bucket: 70\b")
+        for args, reason in ((["--split", "0.5"], "decimals need buckets = 10000"),
+                             (["--buckets", "10000", "--split", "100.01"], "at most 100"),
+                             (["--buckets", "10000", "--split", "1.234"], "one or two decimals"),
+                             (["--buckets", "1000"], "1000")):
+            with self.subTest(args=args):
+                r = run("bucket", "hello", *args)
+                self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+                self.assertIn(reason, r.stderr)
+                self.assertEqual(r.stdout, "")
+
     # -- argument handling (it lives in main(): only the binary can show it) --
 
     def test_help_lists_every_subcommand(self):

@@ -19,4 +19,9 @@ namespace figshift {
 std::shared_ptr<const Snapshot> build_snapshot(const KvMap& kv, std::uint64_t version = 0,
                                                std::string etag = {});
 
+// A `traffic-split` value as the store reads it, in hundredths of a point:
+// with 100 buckets an integer 0..100, with 10000 up to two decimals. Throws
+// InvalidStore naming the key (for `figshift bucket --split`).
+int parse_traffic_split(const std::string& text, int buckets);
+
 }  // namespace figshift
