@@ -202,8 +202,8 @@ void UpstreamRequest::on_write(error_code ec, std::size_t) {
 void UpstreamRequest::read_head(std::shared_ptr<void> owner) {
   owner_ = owner;
   arm(worker_.config().timeouts.upstream_response);
-  // Read at once: the connection's last read emptied its queue, so this one
-  // waits for epoll without trying recv first (drained_read.hpp).
+  // Read at once: on a pooled connection the last read emptied the queue, so
+  // this one waits for epoll without trying recv first (drained_read.hpp).
   do_read_head();
 }
 
