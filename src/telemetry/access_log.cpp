@@ -2,6 +2,8 @@
 // once the buffer has grown), writing on one background thread, in batches.
 // spdlog's async logger was measured at +16 µs per request here (a queue lock
 // and a heap message per line), which is why lines are batched per worker.
+#include "figshift/telemetry/access_log.hpp"
+
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -17,7 +19,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "figshift/telemetry/access_log.hpp"
+#include "figshift/routing.hpp"  // decode_utf8
 
 namespace figshift {
 namespace {
@@ -30,22 +32,39 @@ void append_number(std::string& out, std::uint64_t value) {
   out.append(digits, end);
 }
 
-// JSON string escaping for the fields that carry client bytes; non-ASCII is
-// escaped byte-wise so every line stays valid UTF-8 whatever the client sent.
+// JSON string escaping for the fields that carry client bytes. Well-formed
+// UTF-8 is written as sent (a user "Zoë" reads back as "Zoë", not as the two
+// Latin-1 characters of its bytes); control characters, C1 included, are
+// \u escapes of their code points; a byte that is not UTF-8 becomes U+FFFD,
+// one per ill-formed sequence as in decode_utf8, so every line is valid UTF-8
+// and valid JSON whatever the client sent.
 void append_json_string(std::string& out, std::string_view text) {
   static constexpr char hex[] = "0123456789abcdef";
+  const auto escape = [&out](unsigned code) {
+    out += "\\u00";
+    out += hex[code >> 4];
+    out += hex[code & 15];
+  };
   out += '"';
-  for (unsigned char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c >= 0x7f) {
-      out += "\\u00";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    } else {
-      out += static_cast<char>(c);
+  while (!text.empty()) {
+    const auto c = static_cast<unsigned char>(text.front());
+    if (c < 0x80) {
+      if (c == '"' || c == '\\') out += '\\';
+      if (c < 0x20 || c == 0x7f)
+        escape(c);
+      else
+        out += static_cast<char>(c);
+      text.remove_prefix(1);
+      continue;
     }
+    const Utf8Sequence sequence = decode_utf8(text);
+    if (!sequence.valid)
+      out += "\\ufffd";
+    else if (sequence.code_point < 0xa0)
+      escape(static_cast<unsigned>(sequence.code_point));  // C1 controls
+    else
+      out.append(text.data(), sequence.length);
+    text.remove_prefix(sequence.length);
   }
   out += '"';
 }
@@ -142,9 +161,10 @@ void AccessLog::run() {
       done += static_cast<std::size_t>(n);
     }
     if (error && !failing)
-      spdlog::warn("access log: cannot write to {}: {}; dropping lines until it works again "
-                   "(counted in figshift_access_log_dropped_bytes_total)",
-                   state_->path, std::strerror(error));
+      spdlog::warn(
+          "access log: cannot write to {}: {}; dropping lines until it works again "
+          "(counted in figshift_access_log_dropped_bytes_total)",
+          state_->path, std::strerror(error));
     if (!error && failing) spdlog::info("access log: writing to {} again", state_->path);
     failing = error != 0;
     lock.lock();

@@ -4,6 +4,8 @@
 // given (access_log.include_username); written by a background thread to a
 // file, here a temporary one; lines that cannot be written are dropped and
 // counted, never blocking the caller.
+#include "figshift/telemetry/access_log.hpp"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -20,7 +22,7 @@
 #include <thread>
 #include <vector>
 
-#include "figshift/telemetry/access_log.hpp"
+#include "figshift/routing.hpp"
 
 namespace figshift {
 namespace {
@@ -30,7 +32,8 @@ using json = nlohmann::json;
 class TempFile {
  public:
   TempFile() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "figshift-access-XXXXXX").string();
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "figshift-access-XXXXXX").string();
     const int fd = ::mkstemp(pattern.data());
     if (fd < 0) throw std::runtime_error("mkstemp failed");
     ::close(fd);
@@ -125,7 +128,8 @@ TEST(TelemetryAccessLog, OneJsonLinePerRecordWithEveryField) {
   EXPECT_FALSE(j.contains("user")) << "no username given: " << lines[0];
   // UTC with milliseconds, the moment the line was written.
   const std::string time = j.at("time");
-  EXPECT_TRUE(std::regex_match(time, std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)"))) << time;
+  EXPECT_TRUE(std::regex_match(time, std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")))
+      << time;
   EXPECT_GE(parse_time(time), before);
   EXPECT_LE(parse_time(time), after);
 }
@@ -166,6 +170,29 @@ TEST(TelemetryAccessLog, TheUsernameAppearsOnlyWhenGiven) {
   EXPECT_EQ(json::parse(lines[0]).at("user"), "alice");
   EXPECT_FALSE(json::parse(lines[1]).contains("user")) << lines[1];
   EXPECT_EQ(lines[1].find("alice"), std::string::npos);
+}
+
+TEST(TelemetryAccessLog, Utf8IsKeptAsSentAndAnythingElseStaysValidJson) {
+  TempFile file;
+  {
+    AccessLog log(file.path());
+    AccessLogBuffer buffer(log);
+    AccessRecord record = typical_record();
+    // é and ë (2 bytes each), an emoji (4), a C1 control (U+0085), a tab, and
+    // two bytes that are not UTF-8 at all.
+    record.target = "/caf\xc3\xa9?u=Zo\xc3\xab\xf0\x9f\x98\x80\xc2\x85\t\xff\xfe";
+    record.username = "Zo\xc3\xab";
+    buffer.write(record);
+  }
+  const auto lines = lines_of(file.read());
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_TRUE(valid_utf8(lines[0])) << lines[0];
+  const json j = json::parse(lines[0]);
+  EXPECT_EQ(j.at("user"), "Zo\u00eb");
+  EXPECT_EQ(j.at("path"), "/caf\u00e9?u=Zo\u00eb\U0001F600\u0085\t\ufffd\ufffd");
+  // written as sent, not as \u00c3\u00ab (the bytes taken for Latin-1)
+  EXPECT_NE(lines[0].find("Zo\xc3\xab"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("\\u0085\\u0009\\ufffd\\ufffd"), std::string::npos) << lines[0];
 }
 
 TEST(TelemetryAccessLog, ABufferHandsItsLinesOverOnceTheyReachFlushBytes) {
