@@ -91,6 +91,20 @@ class DrainedReadTest : public ::testing::Test {
     return result_.value_or(ReadResult{asio::error::timed_out, {}});
   }
 
+  // The peer has sent `bytes` and ended (FIN or RST). epoll reports both
+  // together while no read waits: that report is used up, and no other will
+  // come. Then a read takes the bytes, and the next must see the end within a
+  // second: its error.
+  error_code bytes_then_end(const std::string& bytes) {
+    std::this_thread::sleep_for(20ms);
+    auto keep_running = asio::make_work_guard(ioc_);
+    ioc_.poll();
+    start_read();
+    EXPECT_EQ(finish_read().bytes, bytes);
+    start_read();
+    return finish_read(1000ms).ec;
+  }
+
   asio::io_context ioc_{1};
   std::optional<TcpSocket> peer_;
   std::optional<TcpSocket> reader_;
@@ -136,15 +150,7 @@ TEST_F(DrainedReadTest, EndOfStreamBehindTheLastBytesIsReadAtOnce) {
   connect(/*hint=*/true);
   peer_sends("xyz");
   ASSERT_EQ(::shutdown(peer_->native_handle(), SHUT_WR), 0);
-  std::this_thread::sleep_for(20ms);
-  // epoll reports bytes and end together while no read waits: that report is
-  // used up, and no other will come.
-  auto keep_running = asio::make_work_guard(ioc_);
-  ioc_.poll();
-  start_read();
-  EXPECT_EQ(finish_read().bytes, "xyz");
-  start_read();
-  EXPECT_EQ(finish_read(1000ms).ec, asio::error::eof);
+  EXPECT_EQ(bytes_then_end("xyz"), asio::error::eof);
 }
 
 TEST_F(DrainedReadTest, ResetBehindTheLastBytesIsSeenAtOnce) {
@@ -154,15 +160,7 @@ TEST_F(DrainedReadTest, ResetBehindTheLastBytesIsSeenAtOnce) {
   ASSERT_EQ(::setsockopt(peer_->native_handle(), SOL_SOCKET, SO_LINGER, &abortive, sizeof abortive),
             0);
   peer_->close();
-  std::this_thread::sleep_for(20ms);
-  // epoll reports bytes and reset together while no read waits: that report
-  // is used up, and no other will come.
-  auto keep_running = asio::make_work_guard(ioc_);
-  ioc_.poll();
-  start_read();
-  EXPECT_EQ(finish_read().bytes, "rst");
-  start_read();
-  EXPECT_EQ(finish_read(1000ms).ec, asio::error::connection_reset);
+  EXPECT_EQ(bytes_then_end("rst"), asio::error::connection_reset);
 }
 
 #else

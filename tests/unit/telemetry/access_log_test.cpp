@@ -104,6 +104,19 @@ AccessRecord typical_record() {
   return r;
 }
 
+// The lines a log writes for `records`, written through one buffer to a fresh
+// file (the buffer flushes when it goes, the log writes what is queued before
+// it stops).
+std::vector<std::string> lines_logged(const std::vector<AccessRecord>& records) {
+  TempFile file;
+  {
+    AccessLog log(file.path());
+    AccessLogBuffer buffer(log);
+    for (const auto& record : records) buffer.write(record);
+  }
+  return lines_of(file.read());
+}
+
 TEST(TelemetryAccessLog, OneJsonLinePerRecordWithEveryField) {
   TempFile file;
   const auto before = unix_ms();
@@ -135,18 +148,12 @@ TEST(TelemetryAccessLog, OneJsonLinePerRecordWithEveryField) {
 }
 
 TEST(TelemetryAccessLog, AnonymousRequestsAndTheProxysOwnAnswersHaveNulls) {
-  TempFile file;
-  {
-    AccessLog log(file.path());
-    AccessLogBuffer buffer(log);
-    AccessRecord r = typical_record();
-    r.bucket = -1;    // anonymous
-    r.upstream = "";  // answered by the proxy itself (e.g. a 400)
-    r.group = "";
-    r.status = 400;
-    buffer.write(r);
-  }  // the buffer flushes when it goes
-  const auto lines = lines_of(file.read());
+  AccessRecord r = typical_record();
+  r.bucket = -1;    // anonymous
+  r.upstream = "";  // answered by the proxy itself (e.g. a 400)
+  r.group = "";
+  r.status = 400;
+  const auto lines = lines_logged({r});
   ASSERT_EQ(lines.size(), 1u);
   const json j = json::parse(lines[0]);
   EXPECT_TRUE(j.at("bucket").is_null()) << lines[0];
@@ -156,16 +163,9 @@ TEST(TelemetryAccessLog, AnonymousRequestsAndTheProxysOwnAnswersHaveNulls) {
 }
 
 TEST(TelemetryAccessLog, TheUsernameAppearsOnlyWhenGiven) {
-  TempFile file;
-  {
-    AccessLog log(file.path());
-    AccessLogBuffer buffer(log);
-    AccessRecord with_user = typical_record();
-    with_user.username = "alice";
-    buffer.write(with_user);
-    buffer.write(typical_record());
-  }
-  const auto lines = lines_of(file.read());
+  AccessRecord with_user = typical_record();
+  with_user.username = "alice";
+  const auto lines = lines_logged({with_user, typical_record()});
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_EQ(json::parse(lines[0]).at("user"), "alice");
   EXPECT_FALSE(json::parse(lines[1]).contains("user")) << lines[1];
@@ -173,18 +173,12 @@ TEST(TelemetryAccessLog, TheUsernameAppearsOnlyWhenGiven) {
 }
 
 TEST(TelemetryAccessLog, Utf8IsKeptAsSentAndAnythingElseStaysValidJson) {
-  TempFile file;
-  {
-    AccessLog log(file.path());
-    AccessLogBuffer buffer(log);
-    AccessRecord record = typical_record();
-    // é and ë (2 bytes each), an emoji (4), a C1 control (U+0085), a tab, and
-    // two bytes that are not UTF-8 at all.
-    record.target = "/caf\xc3\xa9?u=Zo\xc3\xab\xf0\x9f\x98\x80\xc2\x85\t\xff\xfe";
-    record.username = "Zo\xc3\xab";
-    buffer.write(record);
-  }
-  const auto lines = lines_of(file.read());
+  AccessRecord record = typical_record();
+  // é and ë (2 bytes each), an emoji (4), a C1 control (U+0085), a tab, and
+  // two bytes that are not UTF-8 at all.
+  record.target = "/caf\xc3\xa9?u=Zo\xc3\xab\xf0\x9f\x98\x80\xc2\x85\t\xff\xfe";
+  record.username = "Zo\xc3\xab";
+  const auto lines = lines_logged({record});
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_TRUE(valid_utf8(lines[0])) << lines[0];
   const json j = json::parse(lines[0]);
