@@ -112,9 +112,13 @@ class ClientSession : public std::enable_shared_from_this<ClientSession>,
   std::chrono::steady_clock::time_point idle_since_;  // when the last request began waiting
   ClientConnection client_;
 
-  // What a routed request needs: made for a connection's first, kept while it
-  // is hot, given back when it parks, so that an idle connection's session
-  // holds none of it (~230 bytes of the ~900 an idle connection cost).
+  // What a routed request needs: made for a request, kept while the client's
+  // next request follows at once (a hot connection), given back whenever the
+  // connection waits for readability (do_wait_request: parked, and also
+  // between the requests of a client that pauses), so that an idle
+  // connection's session holds none of it (~230 bytes of the ~900 an idle
+  // connection cost). A client that pauses between requests therefore pays
+  // one allocation per request for it.
   struct Routing {
     Routing(Worker& worker, UpstreamRequest::Listener& listener, std::uint64_t connection_id)
         : upstream(worker, listener, connection_id) {}

@@ -20,10 +20,6 @@ std::unique_ptr<ssl::context> make_upstream_tls_context(const Config& config) {
   auto context = std::make_unique<ssl::context>(ssl::context::tls_client);
   context->set_options(legacy_protocols);
   SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION);
-  // A TLS 1.2 upstream asking to renegotiate is told no (a warning alert; the
-  // connection goes on): TlsStream does not write while a handshake is in
-  // progress inside a read.
-  SSL_CTX_set_options(context->native_handle(), SSL_OP_NO_RENEGOTIATION);
   boost::system::error_code ec;
   if (!config.upstream_tls.ca_file.empty()) {
     context->load_verify_file(config.upstream_tls.ca_file.string(), ec);

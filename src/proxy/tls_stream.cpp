@@ -81,6 +81,10 @@ Core::Core(TcpSocket s, asio::ssl::context& context) : socket(std::move(s)) {
   // AUTO_RETRY (OpenSSL's default, made explicit): SSL_read handles
   // post-handshake messages itself and reads on; see input_space().
   SSL_set_mode(ssl, SSL_MODE_AUTO_RETRY);
+  // A TLS 1.2 peer asking to renegotiate is told no (a warning alert; the
+  // connection goes on): this stream does not write while a handshake runs
+  // inside a read. Here, not in each context, since it is the stream's rule.
+  SSL_set_options(ssl, SSL_OP_NO_RENEGOTIATION);
 }
 
 Core::~Core() {

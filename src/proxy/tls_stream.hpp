@@ -137,11 +137,8 @@ Step Core::write(const ConstBuffers& buffers) {
   while (first != end && asio::const_buffer(*first).size() == 0) ++first;
   if (first == end) return {};
   if (total <= coalesce_bytes && asio::const_buffer(*first).size() < total) {
-    coalesced_.clear();
-    for (auto it = first; it != end; ++it) {
-      const asio::const_buffer piece(*it);
-      coalesced_.append(static_cast<const char*>(piece.data()), piece.size());
-    }
+    coalesced_.resize(total);
+    asio::buffer_copy(asio::buffer(coalesced_), buffers);
     return encrypt(coalesced_.data(), coalesced_.size());
   }
   Step step;

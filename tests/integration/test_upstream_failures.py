@@ -62,8 +62,9 @@ class UpstreamTlsTest(h.PkiMixin, UpstreamCase):
         self.assertRoutedTo(d.get("/orders/1", user=MIGRATED), "B1", "/v2/orders/1")
 
     def test_https_upstream_gets_a_buffered_body_whole(self):
-        # Up to buffer_request_bytes a body is sent with its head in one go;
-        # over TLS what the socket does not take at once follows asynchronously.
+        # Up to buffer_request_bytes a body is sent with its head in one go, over
+        # TLS too (loopback takes 60 KB at once; the path where the socket takes
+        # only part is tls_stream_test.cpp's, with a 4 KiB send buffer).
         b1 = self.upstream("B1", self.pki.server_context("good"), dual_stack=True)
         d = self.daemon(self.store(b1.url("localhost")), config=self.tls_config())
         for size in (1, 60000):
